@@ -1,0 +1,4 @@
+from wsi_ihc.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Cell points: the table every stage passes around, and its file formats.
+
+Coordinates are pixels of the image they belong to (level 0 for a slide), origin
+top-left, x right, y down, with the centre of pixel (0, 0) at (0, 0). Classes are the
+model's two labels: 0 = "other", 1 = "positive".
+
+Formats: CSV with columns ``x,y,class`` (an optional ``score``), and QuPath GeoJSON
+(a FeatureCollection of Point features whose ``classification.name`` is the class),
+the format QuPath exports points and imports detections in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc.errors import AnnotationError
+from wsi_ihc.io.atomic import atomic_write
+
+CLASS_NAMES = ("other", "positive")
+#: Display names and colours for QuPath (Positive in DAB brown, Other in haematoxylin blue).
+QUPATH_CLASSES = (("Other", (64, 96, 224)), ("Positive", (170, 90, 20)))
+
+#: Label spellings accepted without a ``--class-map`` (compared lower-case).
+DEFAULT_CLASS_MAP: Mapping[str, int] = {
+    "other": 0,
+    "negative": 0,
+    "neg": 0,
+    "0": 0,
+    "positive": 1,
+    "pos": 1,
+    "1": 1,
+}
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Points with a class and a score; arrays of equal length."""
+
+    x: np.ndarray
+    y: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if not (len(self.y) == len(self.label) == len(self.score) == n):
+            raise ValueError("Cells arrays must have equal lengths")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @classmethod
+    def empty(cls) -> Cells:
+        return cls.from_arrays([], [], [], [])
+
+    @classmethod
+    def from_arrays(cls, x, y, label, score=None) -> Cells:  # noqa: ANN001 - array-likes
+        x_arr = np.asarray(x, dtype=np.float64).reshape(-1)
+        score_arr = np.ones_like(x_arr, dtype=np.float32) if score is None else score
+        return cls(
+            x=x_arr,
+            y=np.asarray(y, dtype=np.float64).reshape(-1),
+            label=np.asarray(label, dtype=np.int8).reshape(-1),
+            score=np.asarray(score_arr, dtype=np.float32).reshape(-1),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Cells]) -> Cells:
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "score")))
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(np.sum(self.label == i)) for i, name in enumerate(CLASS_NAMES)}
+
+    def xy(self) -> np.ndarray:
+        """(N, 2) array of (x, y)."""
+        return np.stack([self.x, self.y], axis=1)
+
+
+def parse_class_map(text: str | None) -> dict[str, int]:
+    """``"ki67+=positive,lymph=other"`` -> label map, added to the defaults."""
+    mapping = dict(DEFAULT_CLASS_MAP)
+    if not text:
+        return mapping
+    for item in text.split(","):
+        source, sep, target = item.partition("=")
+        target = target.strip().lower()
+        if not sep or target not in CLASS_NAMES:
+            raise AnnotationError(
+                f"class map entry {item!r} must read LABEL=positive or LABEL=other"
+            )
+        mapping[source.strip().lower()] = CLASS_NAMES.index(target)
+    return mapping
+
+
+def read_points(
+    path: Path,
+    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+    image_size: tuple[int, int] | None = None,
+) -> Cells:
+    """Read point annotations from CSV or QuPath GeoJSON.
+
+    ``image_size`` is (width, height); points outside it are an error, since they mean
+    the annotations belong to another image or use another pixel size.
+    """
+    if not path.is_file():
+        raise AnnotationError(f"{path}: annotation file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        xs, ys, names, scores = _read_csv(path)
+    elif suffix in (".geojson", ".json"):
+        xs, ys, names, scores = _read_geojson(path)
+    else:
+        raise AnnotationError(f"{path}: unknown annotation format (expected .csv or .geojson)")
+    if not xs:
+        raise AnnotationError(f"{path}: no points in annotation file")
+    unknown = sorted({n for n in names if n.lower() not in class_map})
+    if unknown:
+        raise AnnotationError(
+            f"{path}: unknown class labels {unknown}; map them with --class-map "
+            f"LABEL=positive|other (known: {sorted(class_map)})"
+        )
+    cells = Cells.from_arrays(xs, ys, [class_map[n.lower()] for n in names], scores)
+    if image_size is not None:
+        _check_inside(path, cells, image_size)
+    return cells
+
+
+def _check_inside(path: Path, cells: Cells, image_size: tuple[int, int]) -> None:
+    width, height = image_size
+    outside = (cells.x < -0.5) | (cells.y < -0.5) | (cells.x > width - 0.5) | (cells.y > height - 0.5)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise AnnotationError(
+            f"{path}: {int(outside.sum())} points lie outside the {width}x{height} image "
+            f"(first at x={cells.x[i]:.1f}, y={cells.y[i]:.1f})"
+        )
+
+
+def _read_csv(path: Path) -> tuple[list[float], list[float], list[str], list[float] | None]:
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = {name.strip().lower(): name for name in reader.fieldnames or []}
+            if not {"x", "y", "class"} <= fields.keys():
+                raise AnnotationError(
+                    f"{path}: CSV needs columns x,y,class, found {list(fields) or 'none'}"
+                )
+            rows = list(reader)
+        xs = [float(row[fields["x"]]) for row in rows]
+        ys = [float(row[fields["y"]]) for row in rows]
+        names = [str(row[fields["class"]]).strip() for row in rows]
+        scores = [float(row[fields["score"]]) for row in rows] if "score" in fields else None
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise AnnotationError(f"{path}: malformed CSV ({exc})") from exc
+    return xs, ys, names, scores
+
+
+def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list[float] | None]:
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
+    features = data.get("features", []) if isinstance(data, dict) else data
+    xs, ys, names = [], [], []
+    for feature in features:
+        geometry = feature.get("geometry") or {}
+        coords = geometry.get("coordinates")
+        kind = geometry.get("type")
+        points = [coords] if kind == "Point" else coords if kind == "MultiPoint" else None
+        if points is None:
+            continue  # QuPath exports also hold annotation polygons; only points are cells
+        props = feature.get("properties") or {}
+        name = (props.get("classification") or {}).get("name") or props.get("name") or ""
+        for px, py in (p[:2] for p in points):
+            xs.append(float(px))
+            ys.append(float(py))
+            names.append(str(name))
+    return xs, ys, names, None
+
+
+def write_csv(path: Path, cells: Cells) -> None:
+    """x, y (level-0 px), class name, score; written atomically."""
+    with atomic_write(path) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["x", "y", "class", "score"])
+        for x, y, label, score in zip(cells.x, cells.y, cells.label, cells.score, strict=True):
+            writer.writerow([f"{x:.2f}", f"{y:.2f}", CLASS_NAMES[label], f"{score:.4f}"])
+
+
+def to_geojson(cells: Cells) -> dict:
+    """QuPath FeatureCollection of Point detections, class name and colour, score."""
+    features = []
+    for x, y, label, score in zip(cells.x, cells.y, cells.label, cells.score, strict=True):
+        name, colour = QUPATH_CLASSES[label]
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(float(x), 2), round(float(y), 2)]},
+                "properties": {
+                    "objectType": "detection",
+                    "classification": {"name": name, "color": list(colour)},
+                    "measurements": {"score": round(float(score), 4)},
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: Path, cells: Cells) -> None:
+    with atomic_write(path) as handle:
+        json.dump(to_geojson(cells), handle)

@@ -1,0 +1,145 @@
+"""Checkpoints that carry everything needed to run their weights, and cannot run code.
+
+A checkpoint is one safetensors file: the tensors of the network plus, in the header
+metadata, a JSON :class:`ModelCard` (architecture, classes, the mpp the model was
+trained at, normalisation, tile size, peak-picking defaults, training record).
+safetensors holds only tensors and strings, so loading a file never executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from wsi_ihc import __version__
+from wsi_ihc.errors import CheckpointError
+from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+
+FORMAT = "wsi-ihc-checkpoint/1"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model needs besides its weights: architecture, units, defaults.
+
+    ``mpp`` is the pixel size (µm/px) the model was trained at; slides are read at it.
+    ``tile_px`` is the square input size the model was trained on (DeepLabV3+'s image
+    pooling makes outputs depend on the tile size). Peak-picking defaults are in µm
+    and probability units and may be tuned on validation data after training.
+    """
+
+    network: NetworkConfig
+    mpp: float
+    tile_px: int
+    classes: tuple[str, str] = ("other", "positive")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    peak_threshold: float = 0.5
+    peak_min_distance_um: float = 3.0
+    cell_radius_um: float = 2.0
+    training: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        raw = json.loads(text)
+        net = raw.pop("network")
+        net["decoders"] = tuple(net["decoders"])
+        net["atrous_rates"] = tuple(net["atrous_rates"])
+        for key in ("classes", "mean", "std"):
+            raw[key] = tuple(raw[key])
+        return cls(network=NetworkConfig(**net), **raw)
+
+    def with_peaks(self, threshold: float, min_distance_um: float) -> ModelCard:
+        """A copy whose default peak-picking parameters are the given (tuned) ones."""
+        return replace(self, peak_threshold=threshold, peak_min_distance_um=min_distance_um)
+
+
+def save_checkpoint(path: Path, model: MultiTaskNet, card: ModelCard) -> None:
+    """Write weights + card atomically (temporary name, then rename)."""
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file(state, str(partial), metadata={"format": FORMAT, "card": card.to_json()})
+    os.replace(partial, path)
+
+
+def read_card(path: Path) -> ModelCard:
+    """The card of a checkpoint without loading its tensors."""
+    with _open(path) as handle:
+        return _card_from(path, handle.metadata())
+
+
+def load_checkpoint(
+    path: Path, decoders: tuple[str, ...] = ("main",), device: str | torch.device = "cpu"
+) -> tuple[MultiTaskNet, ModelCard]:
+    """Build the network of a checkpoint with the given decoders and load its weights.
+
+    Decoders the checkpoint does not hold are an error; decoders it holds but that are
+    not asked for are not built (inference needs only ``main``).
+    """
+    with _open(path) as handle:
+        card = _card_from(path, handle.metadata())
+        missing = [name for name in decoders if name not in card.network.decoders]
+        if missing:
+            raise CheckpointError(
+                f"{path}: checkpoint has decoders {list(card.network.decoders)}, "
+                f"not {missing}"
+            )
+        model = MultiTaskNet(card.network.with_decoders(decoders))
+        wanted = model.state_dict().keys()
+        state = {key: handle.get_tensor(key) for key in wanted if key in handle.keys()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(
+            f"{path}: weights do not fit the {card.network.encoder} network its card "
+            f"describes ({first})"
+        ) from exc
+    return model.to(device).eval(), card
+
+
+def model_id(path: Path) -> str:
+    """A short content hash naming the exact weights used for a result."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.stem}-{digest.hexdigest()[:12]}"
+
+
+def _open(path: Path):  # noqa: ANN202 - safetensors' handle type is private
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (expected a model.ckpt file)")
+    try:
+        return safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: not a wsi-ihc checkpoint (unreadable safetensors file: {exc})"
+        ) from exc
+
+
+def _card_from(path: Path, metadata: dict[str, str] | None) -> ModelCard:
+    if not metadata or metadata.get("format") != FORMAT:
+        found = (metadata or {}).get("format", "no wsi-ihc card")
+        raise CheckpointError(
+            f"{path}: not a wsi-ihc checkpoint (format {found!r}, expected {FORMAT!r})"
+        )
+    try:
+        return ModelCard.from_json(metadata["card"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint card is malformed ({exc})") from exc
