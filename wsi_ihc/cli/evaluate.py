@@ -1,0 +1,398 @@
+"""``wsi-ihc evaluate``: F1 of detections against point annotations, per class and overall.
+
+Detections come from one of three sources: a checkpoint run on the images (``--model``),
+files written earlier (``--pred``), or the classical colour-deconvolution baseline
+(``--baseline``). The printed table and OUT/metrics.json hold the same (rounded) numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from wsi_ihc.cli.options import (
+    device_option,
+    model_option,
+    mpp_option,
+    precision_option,
+    quiet_option,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from wsi_ihc.io.points import Cells
+    from wsi_ihc.tune import GridPoint
+
+SWEEP_RADII_UM = tuple(float(r) for r in range(1, 11))
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+@click.command(short_help="F1 of detections against point annotations.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Images with NAME.csv/NAME.geojson beside them, or BCData's images/ + points/.",
+)
+@model_option(required=False)
+@click.option(
+    "--pred",
+    "pred_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of predictions NAME.csv/NAME.geojson, one per image, instead of --model.",
+)
+@click.option(
+    "--baseline", is_flag=True, help="Score the classical baseline (colour deconvolution + LoG)."
+)
+@click.option(
+    "--radius-um", type=float, default=2.5, show_default=True, help="Matching radius r in µm."
+)
+@mpp_option
+@click.option(
+    "--class-map", default=None, help="Extra label spellings, e.g. 'ki67+=positive,lymph=other'."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write metrics.json, per_image.csv (and predictions/, the sweep plot) here.",
+)
+@click.option(
+    "--sweep", is_flag=True, help="Also score r = 1..10 µm and plot F1 against r (needs --out)."
+)
+@click.option(
+    "--tune", is_flag=True, help="Grid-search the peak threshold and min distance (needs --model)."
+)
+@click.option(
+    "--tune-thresholds",
+    default="0.2,0.3,0.4,0.5,0.6,0.7,0.8",
+    show_default=True,
+    help="Peak thresholds tried by --tune.",
+)
+@click.option(
+    "--tune-distances-um",
+    default="1.5,2,2.5,3,4,5",
+    show_default=True,
+    help="Minimum peak distances (µm) tried by --tune.",
+)
+@click.option(
+    "--write-checkpoint", is_flag=True, help="Store the values chosen by --tune in the checkpoint."
+)
+@device_option
+@precision_option
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Peak probability threshold [default: the checkpoint's].",
+)
+@click.option(
+    "--min-distance-um",
+    type=float,
+    default=None,
+    help="Minimum distance between cells in µm [default: the checkpoint's].",
+)
+@quiet_option
+def evaluate(
+    data_dir: Path,
+    model_path: Path | None,
+    pred_dir: Path | None,
+    baseline: bool,
+    radius_um: float,
+    mpp: float | None,
+    class_map: str | None,
+    out_dir: Path | None,
+    sweep: bool,
+    tune: bool,
+    tune_thresholds: str,
+    tune_distances_um: str,
+    write_checkpoint: bool,
+    device: str | None,
+    precision: str,
+    threshold: float | None,
+    min_distance_um: float | None,
+    quiet: bool,
+) -> None:
+    """Match detections to the annotated points of DATA one-to-one within --radius-um
+    (per class, and ignoring class) and print precision, recall, totalF1 (pooled over
+    images) and meanF1 (mean of per-image F1)."""
+    from wsi_ihc.errors import ConfigError
+
+    given = {"--model": model_path, "--pred": pred_dir, "--baseline": baseline}
+    sources = [name for name, value in given.items() if value]
+    if len(sources) != 1:
+        raise ConfigError(f"give exactly one of {', '.join(given)} (got {sources or 'none'})")
+    if (tune or write_checkpoint) and model_path is None:
+        raise ConfigError("--tune and --write-checkpoint need --model")
+    if write_checkpoint and not tune:
+        raise ConfigError("--write-checkpoint stores what --tune chose; add --tune")
+    if tune and (threshold is not None or min_distance_um is not None):
+        raise ConfigError("--tune chooses --threshold and --min-distance-um; give one or the other")
+    if sweep and out_dir is None:
+        raise ConfigError("--sweep writes a plot; give --out DIR")
+    if radius_um <= 0:
+        raise ConfigError(f"--radius-um must be positive, got {radius_um}")
+
+    run = EvaluationRun(data_dir, mpp, class_map, quiet)
+    if pred_dir is not None:
+        preds, source = run.read_predictions(pred_dir), {"pred": str(pred_dir)}
+    elif baseline:
+        preds, source = run.baseline()
+    else:
+        grid = (_floats(tune_thresholds), _floats(tune_distances_um)) if tune else None
+        preds, source = run.model(
+            model_path,
+            device,
+            precision,
+            threshold,
+            min_distance_um,
+            radius_um,
+            grid,
+            write_checkpoint,
+        )
+    run.report(preds, source, radius_um, out_dir, sweep)
+
+
+class EvaluationRun:
+    """The annotated images of one ``--data`` folder and what is done with them."""
+
+    def __init__(
+        self, data_dir: Path, mpp: float | None, class_map: str | None, quiet: bool
+    ) -> None:
+        from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated, load_annotated
+        from wsi_ihc.io.points import parse_class_map
+
+        self.data_dir = data_dir
+        self.class_map = parse_class_map(class_map)
+        self.items = list_annotated(data_dir)
+        self.mpp = folder_mpp(data_dir, mpp)
+        self.quiet = quiet
+        loaded = [
+            load_annotated(item, self.class_map) for item in self._progress(self.items, "reading")
+        ]
+        self.images = [image for image, _ in loaded]
+        self.truths = [truth for _, truth in loaded]
+        self.names = [item.name for item in self.items]
+
+    def _progress(self, items: list, what: str) -> Iterable:
+        from tqdm import tqdm
+
+        return tqdm(items, desc=what, unit="image", disable=self.quiet, leave=False)
+
+    def read_predictions(self, pred_dir: Path) -> list:
+        from wsi_ihc.errors import AnnotationError
+        from wsi_ihc.io.annotated_folder import find_points_file, read_predictions
+
+        preds = []
+        for name, image in zip(self.names, self.images, strict=True):
+            path = find_points_file(pred_dir, name)
+            if path is None:
+                raise AnnotationError(
+                    f"{pred_dir / name}.csv: no predictions (.csv or .geojson) for image {name}"
+                )
+            preds.append(read_predictions(path, (image.shape[1], image.shape[0]), self.class_map))
+        return preds
+
+    def baseline(self) -> tuple[list, dict]:
+        from dataclasses import asdict
+
+        from wsi_ihc.baseline import DEFAULT_PARAMS, detect_cells
+
+        images = self._progress(self.images, "baseline")
+        preds = [detect_cells(image, self.mpp, DEFAULT_PARAMS) for image in images]
+        return preds, {"baseline": asdict(DEFAULT_PARAMS)}
+
+    def model(
+        self,
+        model_path: Path,
+        device: str | None,
+        precision: str,
+        threshold: float | None,
+        min_distance_um: float | None,
+        radius_um: float,
+        tune_grid: tuple | None,
+        write_checkpoint: bool,
+    ) -> tuple[list, dict]:
+        """Run the checkpoint on every image; with ``tune_grid`` choose its peak settings first."""
+        from wsi_ihc.infer.peaks import find_peaks
+        from wsi_ihc.infer.predict import TilePredictor, predict_cells
+        from wsi_ihc.model.checkpoint import load_checkpoint, model_id
+
+        model, card = load_checkpoint(model_path, decoders=("main",))
+        predictor = TilePredictor(model, card, device=device, precision=precision)
+        source: dict = {"model": str(model_path), "model_id": model_id(model_path)}
+        if tune_grid is None:
+            threshold = card.peak_threshold if threshold is None else threshold
+            if min_distance_um is None:
+                min_distance_um = card.peak_min_distance_um
+            source["peaks"] = {"threshold": threshold, "min_distance_um": min_distance_um}
+            preds = [
+                predict_cells(predictor, image, self.mpp, threshold, min_distance_um)
+                for image in self._progress(self.images, "inference")
+            ]
+            return preds, source
+        # Probability maps once, at the model's mpp; the grid only re-runs peak picking.
+        scale = self.mpp / card.mpp  # model pixels per image pixel
+        maps = [
+            predictor.predict(_resample(image, scale))
+            for image in self._progress(self.images, "inference")
+        ]
+        best = self._tune(maps, card.mpp, scale, radius_um, *tune_grid)
+        source["peaks"] = {
+            "threshold": best.threshold,
+            "min_distance_um": best.min_distance_um,
+            "tuned_on_this_data": True,
+        }
+        if write_checkpoint:
+            _store_peaks(model_path, best.threshold, best.min_distance_um)
+        preds = [
+            _scale_cells(find_peaks(m, best.threshold, best.min_distance_um / card.mpp), 1 / scale)
+            for m in maps
+        ]
+        return preds, source
+
+    def _tune(
+        self,
+        maps: list[np.ndarray],
+        model_mpp: float,
+        scale: float,
+        radius_um: float,
+        thresholds: tuple[float, ...],
+        distances_um: tuple[float, ...],
+    ) -> GridPoint:
+        from wsi_ihc.tune import tune_peaks
+
+        truths = [_scale_cells(truth, scale) for truth in self.truths]
+        result = tune_peaks(maps, truths, model_mpp, radius_um, thresholds, distances_um)
+        click.echo("Peak tuning, best first (score = mean totalF1 of positive, other, agnostic):")
+        click.echo(result.format(top=10))
+        click.echo(
+            f"Chosen: threshold {result.best.threshold:g}, min distance "
+            f"{result.best.min_distance_um:g} µm (the table below is on the tuning data itself)\n"
+        )
+        return result.best
+
+    def report(
+        self, preds: list, source: dict, radius_um: float, out_dir: Path | None, sweep: bool
+    ) -> None:
+        from wsi_ihc.evaluate import evaluate
+        from wsi_ihc.evaluate import sweep as sweep_tables
+
+        radius_px = radius_um / self.mpp
+        table, per_image = evaluate(preds, self.truths, radius_px, self.names)
+        click.echo(
+            f"{len(self.names)} images, r = {radius_um:g} µm = {radius_px:g} px "
+            f"at {self.mpp:g} µm/px"
+        )
+        click.echo(table.format())
+        if out_dir is None:
+            return
+        metrics = {
+            "data": str(self.data_dir),
+            "mpp": self.mpp,
+            "radius_um": radius_um,
+            "source": source,
+            "table": table.to_dict(),
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if sweep:
+            tables = sweep_tables(preds, self.truths, [r / self.mpp for r in SWEEP_RADII_UM])
+            metrics["sweep"] = [
+                {"radius_um": r, **t.to_dict()} for r, t in zip(SWEEP_RADII_UM, tables, strict=True)
+            ]
+            _plot_sweep(out_dir / "f1_vs_radius.png", SWEEP_RADII_UM, tables)
+        _write_outputs(
+            out_dir, metrics, per_image, preds if "pred" not in source else None, self.names
+        )
+        click.echo(f"Wrote {out_dir / 'metrics.json'}")
+
+
+def _resample(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image at the model's mpp (as predict_cells resamples it)."""
+    import cv2
+
+    if abs(scale - 1.0) <= 1e-3:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _scale_cells(cells: Cells, scale: float) -> Cells:
+    """Points in image pixels -> model pixels (pixel centres stay centres)."""
+    from wsi_ihc.io.points import Cells
+
+    if abs(scale - 1.0) <= 1e-3:
+        return cells
+    x, y = (cells.x + 0.5) * scale - 0.5, (cells.y + 0.5) * scale - 0.5
+    return Cells(x, y, cells.label, cells.score)
+
+
+def _store_peaks(model_path: Path, threshold: float, min_distance_um: float) -> None:
+    from wsi_ihc.model.checkpoint import load_checkpoint, read_card, save_checkpoint
+
+    full, card = load_checkpoint(model_path, decoders=read_card(model_path).network.decoders)
+    save_checkpoint(model_path, full, card.with_peaks(threshold, min_distance_um))
+    click.echo(
+        f"Stored threshold {threshold:g} and min distance {min_distance_um:g} µm in {model_path}"
+    )
+
+
+def _write_outputs(
+    out_dir: Path, metrics: dict, per_image: list, preds: list | None, names: list[str]
+) -> None:
+    import csv
+
+    from wsi_ihc.evaluate import GROUPS
+    from wsi_ihc.io.atomic import atomic_write, write_json
+    from wsi_ihc.io.points import write_csv
+
+    if preds is not None:
+        (out_dir / "predictions").mkdir(exist_ok=True)
+        for name, cells in zip(names, preds, strict=True):
+            write_csv(out_dir / "predictions" / f"{name}.csv", cells)
+    with atomic_write(out_dir / "per_image.csv") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image"] + [f"{g}_{k}" for g in GROUPS for k in ("tp", "fp", "fn", "f1")])
+        for scores in per_image:
+            row = [scores.name]
+            for counts in scores.counts:
+                row += [counts.tp, counts.fp, counts.fn, f"{counts.f1:.4f}"]
+            writer.writerow(row)
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence marks a complete run
+
+
+def _plot_sweep(path: Path, radii_um: tuple[float, ...], tables: list) -> None:
+    """F1 (pooled over images) against the matching radius, one line per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wsi_ihc.evaluate import GROUPS
+    from wsi_ihc.io.atomic import atomic_write
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for group in GROUPS:
+        ax.plot(radii_um, [t.row(group).total_f1 for t in tables], marker="o", label=group)
+    ax.set_xlabel("matching radius r (µm)")
+    ax.set_ylabel("F1 (pooled over images)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)

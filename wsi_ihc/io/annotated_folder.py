@@ -1,0 +1,145 @@
+"""Folders of plain images with point annotations: what evaluation and tuning read.
+
+Two layouts are recognised:
+
+- flat: ``DIR/name.png`` (or .jpg, .jpeg, .tif, .tiff) with ``DIR/name.csv`` or
+  ``DIR/name.geojson`` beside it;
+- BCData: ``DIR/images/N.png`` with ``DIR/points/N.csv`` (or .geojson).
+
+Plain images record no pixel size, so the folder's mpp comes from the user (``--mpp``)
+or from ``DIR/dataset.json`` holding ``{"mpp": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc.errors import AnnotationError, SlideError
+from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, read_points
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+POINT_SUFFIXES = (".csv", ".geojson")
+
+
+@dataclass(frozen=True)
+class AnnotatedImage:
+    """One image of a folder and its annotation file; ``name`` is the shared stem."""
+
+    name: str
+    image_path: Path
+    points_path: Path
+
+
+def list_annotated(data_dir: Path) -> list[AnnotatedImage]:
+    """The images of ``data_dir`` (either layout) with their annotations, in natural order.
+
+    An image without an annotation file is an error: silently skipping it would change
+    what the scores mean.
+    """
+    if not data_dir.is_dir():
+        raise AnnotationError(f"{data_dir}: data folder not found")
+    bcdata = (data_dir / "images").is_dir() and (data_dir / "points").is_dir()
+    image_dir, points_dir = (
+        (data_dir / "images", data_dir / "points") if bcdata else (data_dir, data_dir)
+    )
+    images = sorted(
+        (p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        key=lambda p: _natural_key(p.stem),
+    )
+    if not images:
+        raise AnnotationError(
+            f"{data_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) found, neither beside "
+            "their annotations nor under images/ with points/"
+        )
+    items = []
+    for image in images:
+        points = find_points_file(points_dir, image.stem)
+        if points is None:
+            raise AnnotationError(
+                f"{image}: no annotation file {points_dir / image.stem}.csv or .geojson"
+            )
+        items.append(AnnotatedImage(image.stem, image, points))
+    return items
+
+
+def find_points_file(folder: Path, stem: str) -> Path | None:
+    """``folder/stem.csv`` or ``folder/stem.geojson``, whichever exists first."""
+    for suffix in POINT_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def folder_mpp(data_dir: Path, mpp: float | None) -> float:
+    """The pixel size (µm/px) of a folder's images: the option, else dataset.json."""
+    if mpp is not None:
+        if mpp <= 0:
+            raise SlideError(f"--mpp must be positive, got {mpp}")
+        return float(mpp)
+    card = data_dir / "dataset.json"
+    if card.is_file():
+        try:
+            value = float(json.loads(card.read_text())["mpp"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SlideError(f'{card}: expected {{"mpp": <µm per px>}} ({exc})') from exc
+        if value > 0:
+            return value
+    raise SlideError(
+        f"{data_dir}: images carry no pixel size; pass --mpp (µm/px) or write "
+        f'{{"mpp": ...}} to {card}'
+    )
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) pixels of a plain image file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise SlideError(f"{path}: cannot read image ({exc})") from exc
+
+
+def load_annotated(
+    item: AnnotatedImage, class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+) -> tuple[np.ndarray, Cells]:
+    """The pixels of an image and its points, checked to lie inside it."""
+    image = read_image(item.image_path)
+    height, width = image.shape[:2]
+    return image, read_points(item.points_path, class_map, image_size=(width, height))
+
+
+def read_predictions(
+    path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+) -> Cells:
+    """Predicted points of one image; unlike annotations, a file with no points is valid."""
+    if _has_no_points(path):
+        return Cells.empty()
+    return read_points(path, class_map, image_size=image_size)
+
+
+def _has_no_points(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False  # let read_points report it
+    if path.suffix.lower() == ".csv":
+        return len([line for line in text.splitlines() if line.strip()]) == 1
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("features") == []
+
+
+def _natural_key(stem: str) -> list:
+    """'2' before '10'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", stem)]
