@@ -60,7 +60,7 @@ class Cells:
         return cls.from_arrays([], [], [], [])
 
     @classmethod
-    def from_arrays(cls, x, y, label, score=None) -> Cells:  # noqa: ANN001 - array-likes
+    def from_arrays(cls, x, y, label, score=None) -> Cells:
         x_arr = np.asarray(x, dtype=np.float64).reshape(-1)
         score_arr = np.ones_like(x_arr, dtype=np.float32) if score is None else score
         return cls(
@@ -74,7 +74,9 @@ class Cells:
     def concat(cls, parts: list[Cells]) -> Cells:
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "score")))
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "score"))
+        )
 
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.label == i)) for i, name in enumerate(CLASS_NAMES)}
@@ -135,7 +137,9 @@ def read_points(
 
 def _check_inside(path: Path, cells: Cells, image_size: tuple[int, int]) -> None:
     width, height = image_size
-    outside = (cells.x < -0.5) | (cells.y < -0.5) | (cells.x > width - 0.5) | (cells.y > height - 0.5)
+    outside = (
+        (cells.x < -0.5) | (cells.y < -0.5) | (cells.x > width - 0.5) | (cells.y > height - 0.5)
+    )
     if outside.any():
         i = int(np.argmax(outside))
         raise AnnotationError(
@@ -203,7 +207,10 @@ def to_geojson(cells: Cells) -> dict:
         features.append(
             {
                 "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [round(float(x), 2), round(float(y), 2)]},
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [round(float(x), 2), round(float(y), 2)],
+                },
                 "properties": {
                     "objectType": "detection",
                     "classification": {"name": name, "color": list(colour)},

@@ -70,7 +70,9 @@ class ModelCard:
 
 def save_checkpoint(path: Path, model: MultiTaskNet, card: ModelCard) -> None:
     """Write weights + card atomically (temporary name, then rename)."""
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    state = {
+        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     save_file(state, str(partial), metadata={"format": FORMAT, "card": card.to_json()})
@@ -96,12 +98,12 @@ def load_checkpoint(
         missing = [name for name in decoders if name not in card.network.decoders]
         if missing:
             raise CheckpointError(
-                f"{path}: checkpoint has decoders {list(card.network.decoders)}, "
-                f"not {missing}"
+                f"{path}: checkpoint has decoders {list(card.network.decoders)}, not {missing}"
             )
         model = MultiTaskNet(card.network.with_decoders(decoders))
         wanted = model.state_dict().keys()
-        state = {key: handle.get_tensor(key) for key in wanted if key in handle.keys()}
+        stored = set(handle.keys())
+        state = {key: handle.get_tensor(key) for key in wanted if key in stored}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -122,7 +124,7 @@ def model_id(path: Path) -> str:
     return f"{path.stem}-{digest.hexdigest()[:12]}"
 
 
-def _open(path: Path):  # noqa: ANN202 - safetensors' handle type is private
+def _open(path: Path):
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found (expected a model.ckpt file)")
     try:

@@ -75,9 +75,7 @@ class MultiTaskNet(nn.Module):
             weights=encoder_weights,
             output_stride=config.output_stride,
         )
-        self.decoders = nn.ModuleDict(
-            {name: self._build_decoder() for name in config.decoders}
-        )
+        self.decoders = nn.ModuleDict({name: self._build_decoder() for name in config.decoders})
         self.heads = nn.ModuleDict(
             {
                 name: SegmentationHead(
@@ -104,6 +102,5 @@ class MultiTaskNet(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder(images)
         return {
-            name: self.heads[name](decoder(features))
-            for name, decoder in self.decoders.items()
+            name: self.heads[name](decoder(features)) for name, decoder in self.decoders.items()
         }

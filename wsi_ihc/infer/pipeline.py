@@ -1,0 +1,118 @@
+"""Stream a slide through the model block by block into a Zarr store, with Dask.
+
+One Dask task per block: read the block plus tile margins at the model's mpp (threads
+in parallel; OpenSlide releases the GIL), run its tiles as one batch (the predictor's
+lock lets one batch at a time use the device while other threads read), write the
+block's Zarr chunk. Blocks are chunk-aligned, so writes never overlap, and at most
+``read_workers + 1`` blocks are in memory whatever the slide size. Blocks without
+tissue are never read or run; their chunks stay at the fill value 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.io.slide import Slide
+from wsi_ihc.io.tissue import TissueMask
+
+
+@dataclass(frozen=True)
+class MapLayout:
+    """The probability map of a slide: its size at the model's mpp and its blocks."""
+
+    height_px: int
+    width_px: int
+    block_px: int
+    scale: float  # level-0 pixels per map pixel
+
+    @classmethod
+    def for_slide(cls, slide: Slide, mpp: float, block_px: int) -> MapLayout:
+        scale = mpp / slide.mpp
+        width, height = slide.dimensions
+        return cls(
+            height_px=max(1, round(height / scale)),
+            width_px=max(1, round(width / scale)),
+            block_px=block_px,
+            scale=scale,
+        )
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(row0, col0) of every block, in map pixels."""
+        return [
+            (row0, col0)
+            for row0 in range(0, self.height_px, self.block_px)
+            for col0 in range(0, self.width_px, self.block_px)
+        ]
+
+
+def tissue_blocks(layout: MapLayout, tissue: TissueMask, mpp: float) -> list[tuple[int, int]]:
+    """The blocks whose area touches tissue."""
+    size_um = layout.block_px * mpp
+    return [
+        (row0, col0)
+        for row0, col0 in layout.blocks()
+        if tissue.any_in(col0 * mpp, row0 * mpp, size_um, size_um)
+    ]
+
+
+def create_store(path: Path, layout: MapLayout, attributes: dict):
+    """An empty (2, H, W) float16 Zarr array chunked by block; unwritten chunks read as 0."""
+    import zarr
+
+    return zarr.create_array(
+        store=str(path),
+        shape=(2, layout.height_px, layout.width_px),
+        chunks=(2, layout.block_px, layout.block_px),
+        dtype="float16",
+        fill_value=0,
+        attributes=attributes,
+        overwrite=True,
+    )
+
+
+def predict_block(
+    slide: Slide, predictor: TilePredictor, layout: MapLayout, row0: int, col0: int, array
+) -> int:
+    """Read, predict and store one block; returns the number of tiles run."""
+    g = predictor.geometry
+    rows = min(layout.block_px, layout.height_px - row0)
+    cols = min(layout.block_px, layout.width_px - col0)
+    tile_rows, tile_cols = g.grid(rows), g.grid(cols)
+    region = slide.read_at_mpp(
+        (col0 - g.margin_px) * layout.scale,
+        (row0 - g.margin_px) * layout.scale,
+        tile_cols * g.stride_px + 2 * g.margin_px,
+        tile_rows * g.stride_px + 2 * g.margin_px,
+        predictor.card.mpp,
+    )
+    probs = predictor.predict_region(region)
+    array[:, row0 : row0 + rows, col0 : col0 + cols] = probs[:, :rows, :cols]
+    return tile_rows * tile_cols
+
+
+def predict_slide(
+    slide: Slide,
+    predictor: TilePredictor,
+    layout: MapLayout,
+    blocks: list[tuple[int, int]],
+    array,
+    read_workers: int = 2,
+    on_tiles: Callable[[int], None] | None = None,
+) -> int:
+    """Run every block through the model with Dask's threaded scheduler; returns tiles run."""
+    import dask
+
+    def task(row0: int, col0: int) -> int:
+        tiles = predict_block(slide, predictor, layout, row0, col0, array)
+        if on_tiles is not None:
+            on_tiles(tiles)
+        return tiles
+
+    tasks = [dask.delayed(task, pure=False)(row0, col0) for row0, col0 in blocks]
+    counts = dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1)
+    return int(np.sum(counts))

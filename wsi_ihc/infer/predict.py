@@ -1,0 +1,161 @@
+"""Run the encoder + main decoder over images of any size, tile by tile, in batches.
+
+Tiles are laid on the grid of :class:`TileGeometry`; a tile's outer margin is context
+only and is discarded, so every output pixel is predicted from a tile in which it lies
+at least ``margin_px`` from the edge. Uint8 pixels go to the device and are normalised
+there (4x less to copy than float32), with autocast and channels-last.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.geometry import TileGeometry
+from wsi_ihc.io.points import Cells
+from wsi_ihc.model.checkpoint import ModelCard
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TilePredictor:
+    """A model and its card, ready to turn RGB pixels at ``card.mpp`` into probabilities.
+
+    ``model`` maps normalised (N, 3, T, T) tensors to ``{"main": logits (N, 2, T, T)}``.
+    Calls are serialised by a lock, so reading threads may share one predictor while the
+    device runs one batch at a time.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        card: ModelCard,
+        device: str | None = None,
+        precision: str = "bf16",
+        batch_size: int = 16,
+        geometry: TileGeometry | None = None,
+    ) -> None:
+        self.device = torch.device(device or default_device())
+        if precision not in AUTOCAST_DTYPES:
+            raise ConfigError(
+                f"precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}"
+            )
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("fp16 autocast needs a CUDA device; use bf16 or fp32 on the CPU")
+        self.card = card
+        self.precision = precision
+        self.batch_size = batch_size
+        self.geometry = geometry or TileGeometry.for_tile(card.tile_px)
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        self._mean = torch.tensor(card.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(card.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._lock = threading.Lock()
+
+    def _autocast(self):
+        dtype = AUTOCAST_DTYPES[self.precision]
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, T, T, 3) uint8 -> (N, 2, T, T) float16 probabilities (sigmoid of logits)."""
+        outputs = []
+        with self._lock:
+            for start in range(0, len(tiles), self.batch_size):
+                batch = torch.from_numpy(
+                    np.ascontiguousarray(tiles[start : start + self.batch_size])
+                )
+                if self.device.type == "cuda":
+                    batch = batch.pin_memory()
+                batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+                batch = ((batch - self._mean) / self._std).contiguous(
+                    memory_format=torch.channels_last
+                )
+                with self._autocast():
+                    logits = self.model(batch)["main"]
+                outputs.append(torch.sigmoid(logits.float()).half().cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
+
+    def predict_region(self, region: np.ndarray) -> np.ndarray:
+        """Probabilities for the tile cores of a region read with the margins included.
+
+        ``region`` is (rows·S + 2m, cols·S + 2m, 3) uint8 for stride S and margin m; the
+        result is (2, rows·S, cols·S) float16, the tile cores stitched edge to edge.
+        """
+        g = self.geometry
+        rows = (region.shape[0] - 2 * g.margin_px) // g.stride_px
+        cols = (region.shape[1] - 2 * g.margin_px) // g.stride_px
+        windows = np.lib.stride_tricks.sliding_window_view(region, (g.tile_px, g.tile_px, 3))
+        tiles = windows[:: g.stride_px, :: g.stride_px, 0][:rows, :cols].reshape(
+            -1, g.tile_px, g.tile_px, 3
+        )
+        probs = self.predict_tiles(tiles)
+        core = probs[
+            :, :, g.margin_px : g.margin_px + g.stride_px, g.margin_px : g.margin_px + g.stride_px
+        ]
+        core = core.reshape(rows, cols, 2, g.stride_px, g.stride_px)
+        return core.transpose(2, 0, 3, 1, 4).reshape(2, rows * g.stride_px, cols * g.stride_px)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 at the model's mpp -> (2, H, W) float32 probabilities.
+
+        The image is mirrored at its borders to fill the tile grid, as training crops
+        never see padding.
+        """
+        g = self.geometry
+        height, width = image.shape[:2]
+        rows, cols = g.grid(height), g.grid(width)
+        pad_bottom = rows * g.stride_px - height + g.margin_px
+        pad_right = cols * g.stride_px - width + g.margin_px
+        padded = np.pad(
+            image, ((g.margin_px, pad_bottom), (g.margin_px, pad_right), (0, 0)), mode="symmetric"
+        )
+        return self.predict_region(padded)[:, :height, :width].astype(np.float32)
+
+
+def predict_cells(
+    predictor: TilePredictor,
+    image: np.ndarray,
+    image_mpp: float,
+    threshold: float | None = None,
+    min_distance_um: float | None = None,
+) -> Cells:
+    """Cells in an image tile, in that image's pixel coordinates.
+
+    The image is resampled to the model's mpp when its own differs; ``None`` parameters
+    take the checkpoint's (possibly tuned) defaults.
+    """
+    import cv2
+
+    from wsi_ihc.infer.peaks import find_peaks
+
+    card = predictor.card
+    scale = image_mpp / card.mpp  # model pixels per image pixel
+    if abs(scale - 1.0) > 1e-3:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, size, interpolation=interpolation)
+    probs = predictor.predict(image)
+    cells = find_peaks(
+        probs,
+        threshold=card.peak_threshold if threshold is None else threshold,
+        min_distance_px=(card.peak_min_distance_um if min_distance_um is None else min_distance_um)
+        / card.mpp,
+    )
+    if abs(scale - 1.0) <= 1e-3:
+        return cells
+    return Cells(
+        x=(cells.x + 0.5) / scale - 0.5,
+        y=(cells.y + 0.5) / scale - 0.5,
+        label=cells.label,
+        score=cells.score,
+    )

@@ -1,0 +1,58 @@
+"""Slide-level numbers and the overlay picture a pathologist looks at first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc.io.points import QUPATH_CLASSES, Cells
+from wsi_ihc.io.tissue import TissueMask
+
+
+def slide_counts(cells: Cells, tissue_area_mm2: float) -> dict:
+    """Counts per class, positive % = positive / (positive + other) × 100, cells per mm²."""
+    counts = cells.counts()
+    total = counts["positive"] + counts["other"]
+    return {
+        "counts": counts,
+        "total_cells": total,
+        "positive_percent": round(100.0 * counts["positive"] / total, 3) if total else None,
+        "tissue_area_mm2": round(tissue_area_mm2, 6),
+        "density_per_mm2": {
+            name: (round(count / tissue_area_mm2, 3) if tissue_area_mm2 > 0 else None)
+            for name, count in counts.items()
+        },
+    }
+
+
+def draw_overlay(
+    path: Path,
+    thumbnail: np.ndarray,
+    thumb_mpp: float,
+    tissue: TissueMask,
+    cells: Cells,
+    slide_mpp: float,
+) -> None:
+    """Thumbnail with the tissue outline (green) and one dot per cell in its class colour."""
+    import cv2
+
+    from wsi_ihc.io.atomic import atomic_write
+
+    canvas = np.ascontiguousarray(thumbnail[..., ::-1])  # OpenCV draws in BGR
+    mask = cv2.resize(
+        tissue.mask.astype(np.uint8),
+        (canvas.shape[1], canvas.shape[0]),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(canvas, contours, -1, (0, 160, 0), 1)
+    factor = slide_mpp / thumb_mpp  # thumbnail pixels per level-0 pixel
+    radius = 1 if canvas.shape[0] * canvas.shape[1] > 1e6 else 2
+    for label, (_, colour) in enumerate(QUPATH_CLASSES):
+        chosen = cells.label == label
+        for x, y in zip(cells.x[chosen] * factor, cells.y[chosen] * factor, strict=True):
+            cv2.circle(canvas, (round(x), round(y)), radius, colour[::-1], -1)
+    _, encoded = cv2.imencode(".png", canvas)
+    with atomic_write(path, "wb") as handle:
+        handle.write(encoded.tobytes())

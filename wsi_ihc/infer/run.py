@@ -1,0 +1,291 @@
+"""``infer_slide``: one slide from pixels to cells, counts and pictures.
+
+Stages: open the slide -> tissue mask on a thumbnail -> model over tissue blocks into
+``probabilities.zarr`` -> global peak picking over the Zarr -> cells.csv, cells.geojson,
+overlay.png -> summary.json. Everything is written into a hidden ``.<stem>.partial``
+folder that is renamed to ``<stem>`` only when the summary is written, so a folder
+named after the slide is always complete; a failed run leaves nothing that looks done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc import __version__
+from wsi_ihc.infer.geometry import peak_halo_px
+from wsi_ihc.infer.pipeline import MapLayout, create_store, predict_slide, tissue_blocks
+from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.report import draw_overlay, slide_counts
+from wsi_ihc.io.atomic import write_json
+from wsi_ihc.io.points import CLASS_NAMES, Cells, write_csv, write_geojson
+from wsi_ihc.io.slide import Slide, open_slide
+from wsi_ihc.io.tissue import full_mask, tissue_mask
+
+log = logging.getLogger("wsi_ihc")
+
+
+@dataclass(frozen=True)
+class InferSettings:
+    """Options of one inference run; ``None`` peak parameters take the checkpoint's."""
+
+    model_path: Path
+    device: str | None = None
+    precision: str = "bf16"
+    threshold: float | None = None
+    min_distance_um: float | None = None
+    mpp: float | None = None
+    tissue_mask: bool = True
+    batch_size: int = 16
+    block_tiles: int = 4
+    read_workers: int = 2
+    quiet: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A predictor on its device and the id of the exact weights it holds."""
+
+    predictor: TilePredictor
+    model_id: str
+
+
+def load_model(settings: InferSettings) -> LoadedModel:
+    """Load the encoder + main decoder of a checkpoint onto the settings' device."""
+    from wsi_ihc.model.checkpoint import load_checkpoint, model_id
+
+    network, card = load_checkpoint(Path(settings.model_path), decoders=("main",))
+    predictor = TilePredictor(
+        network,
+        card,
+        device=settings.device,
+        precision=settings.precision,
+        batch_size=settings.batch_size,
+    )
+    return LoadedModel(predictor=predictor, model_id=model_id(Path(settings.model_path)))
+
+
+def output_dir(out_root: Path, slide_path: Path) -> Path:
+    """Where a slide's results go: ``out_root/<slide stem>``."""
+    return Path(out_root) / Path(slide_path).name.split(".")[0]
+
+
+def infer_slide(
+    slide_path: Path, out_root: Path, settings: InferSettings, model: LoadedModel | None = None
+) -> dict:
+    """Run one slide end to end and return its summary (also written as summary.json)."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    model = model or load_model(settings)
+    timings["load_model"] = time.perf_counter() - clock
+    predictor, card = model.predictor, model.predictor.card
+    threshold = card.peak_threshold if settings.threshold is None else settings.threshold
+    min_distance_um = (
+        card.peak_min_distance_um if settings.min_distance_um is None else settings.min_distance_um
+    )
+
+    final = output_dir(out_root, slide_path)
+    partial = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        with open_slide(Path(slide_path), mpp=settings.mpp) as slide:
+            clock = _lap(timings, "open", time.perf_counter())
+            thumbnail, thumb_mpp = slide.thumbnail()
+            width, height = slide.dimensions
+            tissue = (
+                tissue_mask(thumbnail, thumb_mpp)
+                if settings.tissue_mask
+                else full_mask(width * slide.mpp, height * slide.mpp, thumb_mpp)
+            )
+            block_px = settings.block_tiles * predictor.geometry.stride_px
+            layout = MapLayout.for_slide(slide, card.mpp, block_px)
+            blocks = tissue_blocks(layout, tissue, card.mpp)
+            warnings = _check_tissue(slide, blocks)
+            clock = _lap(timings, "tissue", clock)
+
+            array = create_store(
+                partial / "probabilities.zarr", layout, _zarr_attributes(card, layout, model)
+            )
+            tiles_run = _run_blocks(slide, predictor, layout, blocks, array, settings)
+            clock = _lap(timings, "predict", clock)
+
+            cells = _pick_cells(array, layout, threshold, min_distance_um / card.mpp, settings)
+            clock = _lap(timings, "peaks", clock)
+
+            write_csv(partial / "cells.csv", cells)
+            write_geojson(partial / "cells.geojson", cells)
+            draw_overlay(partial / "overlay.png", thumbnail, thumb_mpp, tissue, cells, slide.mpp)
+            _lap(timings, "write", clock)
+            summary = _summary(
+                slide,
+                cells,
+                tissue.area_mm2(),
+                model,
+                settings,
+                threshold,
+                min_distance_um,
+                layout,
+                len(blocks),
+                tiles_run,
+                timings,
+                warnings,
+            )
+        write_json(partial / "summary.json", summary)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return summary
+
+
+def _lap(timings: dict[str, float], stage: str, start: float) -> float:
+    now = time.perf_counter()
+    timings[stage] = round(now - start, 3)
+    return now
+
+
+def _check_tissue(slide: Slide, blocks: list) -> list[str]:
+    if blocks:
+        return []
+    message = f"{slide.path}: no tissue found; counts are zero (use --no-tissue-mask to run anyway)"
+    log.warning(message)
+    return [message]
+
+
+def _run_blocks(slide, predictor, layout, blocks, array, settings) -> int:
+    from tqdm import tqdm
+
+    g = predictor.geometry
+    total = sum(
+        g.grid(min(layout.block_px, layout.height_px - r))
+        * g.grid(min(layout.block_px, layout.width_px - c))
+        for r, c in blocks
+    )
+    with tqdm(total=total, unit="tile", desc="model", disable=settings.quiet, leave=False) as bar:
+        return predict_slide(
+            slide,
+            predictor,
+            layout,
+            blocks,
+            array,
+            read_workers=settings.read_workers,
+            on_tiles=bar.update,
+        )
+
+
+def _pick_cells(
+    array, layout: MapLayout, threshold: float, min_distance_px: float, settings
+) -> Cells:
+    """Peaks over the whole stored map, then map pixels -> level-0 pixel centres."""
+    import dask
+    import dask.array as da
+
+    from wsi_ihc.infer.peaks import find_peaks_dask
+
+    probs = da.from_zarr(array)
+    if min(layout.block_px, layout.height_px, layout.width_px) < peak_halo_px(min_distance_px):
+        probs = probs.rechunk((2, -1, -1))
+    with dask.config.set(scheduler="threads", num_workers=settings.read_workers + 1):
+        cells = find_peaks_dask(probs, threshold, min_distance_px)
+    order = np.lexsort((cells.x, cells.y))
+    return Cells(
+        x=(cells.x[order] + 0.5) * layout.scale - 0.5,
+        y=(cells.y[order] + 0.5) * layout.scale - 0.5,
+        label=cells.label[order],
+        score=cells.score[order],
+    )
+
+
+def _zarr_attributes(card, layout: MapLayout, model: LoadedModel) -> dict:
+    return {
+        "classes": list(CLASS_NAMES),
+        "axes": ["class", "y", "x"],
+        "mpp": card.mpp,
+        "level0_per_pixel": layout.scale,
+        "level0_offset": 0.5 * layout.scale - 0.5,
+        "transform": "level0 = (index + 0.5) * level0_per_pixel - 0.5",
+        "model_id": model.model_id,
+    }
+
+
+def slide_fingerprint(path: Path) -> str:
+    """sha256 of the size and the first and last 4 MiB: cheap for multi-GB slides."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(4 << 20))
+        handle.seek(max(0, size - (4 << 20)))
+        digest.update(handle.read(4 << 20))
+    return f"sha256-head-tail:{digest.hexdigest()[:16]}"
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import openslide
+    import torch
+    import zarr
+
+    return {
+        "wsi_ihc": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "openslide": openslide.__library_version__,
+        "openslide_python": openslide.__version__,
+        "dask": dask.__version__,
+        "zarr": zarr.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _summary(
+    slide: Slide,
+    cells: Cells,
+    tissue_mm2: float,
+    model: LoadedModel,
+    settings: InferSettings,
+    threshold: float,
+    min_distance_um: float,
+    layout: MapLayout,
+    blocks_run: int,
+    tiles_run: int,
+    timings: dict[str, float],
+    warnings: list[str],
+) -> dict:
+    card = model.predictor.card
+    return {
+        "slide": str(slide.path),
+        "slide_fingerprint": slide_fingerprint(slide.path),
+        "vendor": slide.vendor,
+        "mpp": slide.mpp,
+        "dimensions": list(slide.dimensions),
+        **slide_counts(cells, tissue_mm2),
+        "model_id": model.model_id,
+        "model": {"encoder": card.network.encoder, "mpp": card.mpp, "tile_px": card.tile_px},
+        "parameters": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
+            "threshold": threshold,
+            "min_distance_um": min_distance_um,
+            "device": str(model.predictor.device),
+            "tile_margin_px": model.predictor.geometry.margin_px,
+            "block_px": layout.block_px,
+        },
+        "work": {
+            "blocks_run": blocks_run,
+            "blocks_total": len(layout.blocks()),
+            "tiles_run": tiles_run,
+        },
+        "timings_s": {**timings, "total": round(sum(timings.values()), 3)},
+        "warnings": warnings,
+        "versions": _versions(),
+    }

@@ -1,0 +1,253 @@
+"""Open whole-slide images and plain images behind one small API, read at any mpp.
+
+OpenSlide first (Aperio, Hamamatsu, MIRAX, generic tiled TIFF, DICOM, ...); only when
+OpenSlide says the format is unsupported do we fall back to TIAToolbox's reader, which
+also opens OME-TIFF and plain PNG/JPEG/TIFF images (those need ``mpp`` from the user).
+A real read error of a file OpenSlide accepts is never masked by the fallback.
+
+Coordinates follow OpenSlide: ``(x, y)`` of the top-left pixel in level 0 and
+``(width, height)``; arrays come back as (rows, cols, 3) RGB uint8.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from wsi_ihc.errors import SlideError
+
+#: Pixel sizes outside this range (µm/px) come from bogus resolution tags, not a scanner.
+PLAUSIBLE_MPP = (0.05, 20.0)
+GLASS_RGB = 255
+
+
+class _Backend(Protocol):
+    level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
+
+    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class _OpenSlideBackend:
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.level_dimensions = tuple(handle.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in handle.level_downsamples)
+
+    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        rgba = np.asarray(self.handle.read_region((x, y), level, (width, height)))
+        return _flatten_alpha(rgba)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _TiaBackend:
+    def __init__(self, reader) -> None:
+        self.reader = reader
+        info = reader.info
+        self.level_dimensions = tuple(tuple(int(v) for v in d) for d in info.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in info.level_downsamples)
+
+    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        region = self.reader.read_rect(
+            location=(x, y),
+            size=(width, height),
+            resolution=level,
+            units="level",
+            pad_mode="constant",
+            pad_constant_values=GLASS_RGB,
+        )
+        region = np.asarray(region)
+        return _flatten_alpha(region) if region.shape[-1] == 4 else region[..., :3]
+
+    def close(self) -> None:
+        self.reader = None
+
+
+def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Transparent pixels (outside the scanned area) become white glass."""
+    rgb = rgba[..., :3]
+    if rgba.shape[-1] == 4:
+        rgb = rgb.copy()
+        rgb[rgba[..., 3] == 0] = GLASS_RGB
+    return np.ascontiguousarray(rgb)
+
+
+@dataclass
+class Slide:
+    """A slide with a known pixel size; thread-safe reads (OpenSlide is)."""
+
+    path: Path
+    backend: _Backend
+    mpp: float
+    vendor: str
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height) in pixels."""
+        return self.backend.level_dimensions[0]
+
+    def area_mm2(self) -> float:
+        width, height = self.dimensions
+        return width * height * (self.mpp / 1000.0) ** 2
+
+    def read_level(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """Pixels of ``level`` at level-0 location (x, y); outside the slide reads as glass."""
+        try:
+            return self.backend.read(level, x, y, width, height)
+        except Exception as exc:  # OpenSlide and TIAToolbox raise assorted types
+            raise SlideError(
+                f"{self.path}: cannot read pixels at level {level}, x={x}, y={y} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def best_level(self, downsample: float) -> int:
+        """The coarsest level at least as fine as ``downsample`` (level-0 px per output px)."""
+        candidates = [
+            i for i, d in enumerate(self.backend.level_downsamples) if d <= downsample * 1.001
+        ]
+        return max(candidates, key=lambda i: self.backend.level_downsamples[i], default=0)
+
+    def read_at_mpp(self, x: float, y: float, width: int, height: int, mpp: float) -> np.ndarray:
+        """A (height, width, 3) array at pixel size ``mpp``, its top-left at level-0 (x, y).
+
+        The best pyramid level is read and resampled (area averaging to shrink, bilinear to
+        enlarge), so a ×20 slide is upsampled for a ×40 model rather than refused. When the
+        pixel sizes match, pixels are returned exactly as stored.
+        """
+        scale = mpp / self.mpp  # level-0 pixels per output pixel
+        level = self.best_level(scale)
+        downsample = self.backend.level_downsamples[level]
+        step = scale / downsample  # level pixels per output pixel
+        if abs(step - 1.0) < 1e-3 and float(x).is_integer() and float(y).is_integer():
+            return self.read_level(level, int(x), int(y), width, height)
+        lx, ly = x / downsample, y / downsample
+        x_start, y_start = math.floor(lx), math.floor(ly)
+        read_w = math.ceil(lx + width * step) - x_start + 1
+        read_h = math.ceil(ly + height * step) - y_start + 1
+        region = self.read_level(
+            level,
+            round(x_start * downsample),
+            round(y_start * downsample),
+            read_w,
+            read_h,
+        )
+        # Exact affine map from output pixel centres to level pixel coordinates.
+        offset_x, offset_y = lx - x_start, ly - y_start
+        if step > 1.0:
+            shrunk_w, shrunk_h = max(1, round(read_w / step)), max(1, round(read_h / step))
+            factor_x, factor_y = read_w / shrunk_w, read_h / shrunk_h
+            region = cv2.resize(region, (shrunk_w, shrunk_h), interpolation=cv2.INTER_AREA)
+            offset_x, offset_y = offset_x / factor_x, offset_y / factor_y
+            step_x, step_y = step / factor_x, step / factor_y
+        else:
+            step_x = step_y = step
+        matrix = np.array(
+            [
+                [step_x, 0, offset_x + 0.5 * step_x - 0.5],
+                [0, step_y, offset_y + 0.5 * step_y - 0.5],
+            ],
+            dtype=np.float64,
+        )
+        return cv2.warpAffine(
+            region,
+            matrix,
+            (width, height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(GLASS_RGB,) * 3,
+        )
+
+    def thumbnail(self, max_px: int = 2048, mpp: float = 8.0) -> tuple[np.ndarray, float]:
+        """An RGB overview at ``mpp`` or coarser so that its long side is <= ``max_px``.
+
+        Returns the image and its actual pixel size (µm/px).
+        """
+        width, height = self.dimensions
+        target = max(mpp, self.mpp, self.mpp * max(width, height) / max_px)
+        scale = target / self.mpp
+        out_w, out_h = max(1, round(width / scale)), max(1, round(height / scale))
+        image = self.read_at_mpp(0, 0, out_w, out_h, target)
+        return image, target
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_slide(path: Path, mpp: float | None = None) -> Slide:
+    """Open ``path`` with OpenSlide, else TIAToolbox; ``mpp`` overrides the file's pixel size.
+
+    Raises :class:`SlideError` with the file and the problem for anything that is not a
+    readable slide with a plausible pixel size.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SlideError(f"{path}: no such file")
+    if path.is_dir():
+        dicom = sorted(path.glob("*.dcm"))
+        if not dicom:
+            raise SlideError(f"{path}: is a directory, expected a slide file")
+        path = dicom[0]  # OpenSlide opens a DICOM WSI from any one of its files
+    backend, vendor, file_mpp = _open_backend(path)
+    chosen = mpp if mpp is not None else file_mpp
+    if chosen is None:
+        backend.close()
+        raise SlideError(f"{path}: the file records no pixel size; pass --mpp (µm per pixel)")
+    if not PLAUSIBLE_MPP[0] <= chosen <= PLAUSIBLE_MPP[1]:
+        backend.close()
+        source = "--mpp" if mpp is not None else "the file's resolution tags"
+        raise SlideError(
+            f"{path}: pixel size {chosen:g} µm/px from {source} is not a microscope's; "
+            f"pass --mpp with the real value"
+        )
+    slide = Slide(path=path, backend=backend, mpp=float(chosen), vendor=vendor)
+    slide.read_level(len(backend.level_dimensions) - 1, 0, 0, 1, 1)  # fail now, not mid-run
+    return slide
+
+
+def _open_backend(path: Path) -> tuple[_Backend, str, float | None]:
+    import openslide
+
+    try:
+        handle = openslide.OpenSlide(str(path))
+    except openslide.OpenSlideUnsupportedFormatError:
+        return _open_tiatoolbox(path)
+    except openslide.OpenSlideError as exc:
+        raise SlideError(f"{path}: OpenSlide cannot open it ({exc})") from exc
+    props = handle.properties
+    mpp_x, mpp_y = (
+        props.get(openslide.PROPERTY_NAME_MPP_X),
+        props.get(openslide.PROPERTY_NAME_MPP_Y),
+    )
+    file_mpp = (float(mpp_x) + float(mpp_y)) / 2 if mpp_x and mpp_y else None
+    vendor = props.get(openslide.PROPERTY_NAME_VENDOR, "unknown")
+    return _OpenSlideBackend(handle), vendor, file_mpp
+
+
+def _open_tiatoolbox(path: Path) -> tuple[_Backend, str, float | None]:
+    from tiatoolbox.wsicore.wsireader import WSIReader
+
+    try:
+        reader = WSIReader.open(path)
+        info = reader.info
+    except Exception as exc:  # TIAToolbox raises assorted types for unknown files
+        raise SlideError(
+            f"{path}: not a slide or image that OpenSlide or TIAToolbox can open ({exc})"
+        ) from exc
+    mpp = info.mpp
+    file_mpp = float(np.mean(mpp)) if mpp is not None and np.all(np.asarray(mpp) > 0) else None
+    return _TiaBackend(reader), f"tiatoolbox:{type(reader).__name__}", file_mpp
