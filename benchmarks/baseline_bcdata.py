@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,13 +30,13 @@ TUNE_TILES = range(0, 18)
 TEST_TILES = range(18, 26)
 
 # Detection grid (stage 1, scored by class-agnostic pooled F1) ...
-NUCLEUS_RADII_UM = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
-DAB_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
-MIN_DISTANCES_UM = (1.5, 2.0, 2.5, 3.0, 4.0)
-DETECTION_THRESHOLDS = (0.0, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24, 0.32)
+NUCLEUS_RADII_UM = (3.0, 3.5, 4.0, 4.5, 5.0)
+DAB_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+MIN_DISTANCES_UM = (1.0, 1.5, 2.0, 3.0)
+DETECTION_THRESHOLDS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
 # ... then classification (stage 2, on the best detection settings, scored by the
 # tuning criterion: mean pooled F1 of positive, other and agnostic).
-DAB_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+DAB_THRESHOLDS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3)
 MEASURE_RADII_UM = (1.0, 1.5, 2.0, 3.0, 4.0)
 TOP_DETECTIONS = 8
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/bcdata"))
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a log
     items = {int(item.name): item for item in list_annotated(args.data)}
     tune = [load_annotated(items[i]) for i in TUNE_TILES]
     test = [load_annotated(items[i]) for i in TEST_TILES]

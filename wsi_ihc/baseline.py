@@ -46,11 +46,11 @@ class BaselineParams:
 #: (mpp 0.25, matching radius 2.5 µm = 10 px), maximising the mean of the pooled F1 of
 #: positive, other and class-agnostic (wsi_ihc.tune.criterion).
 DEFAULT_PARAMS = BaselineParams(
-    nucleus_radius_um=2.0,
-    min_distance_um=2.5,
-    detection_threshold=0.05,
-    dab_weight=1.0,
-    dab_threshold=0.15,
+    nucleus_radius_um=4.0,
+    min_distance_um=1.5,
+    detection_threshold=0.01,
+    dab_weight=0.5,
+    dab_threshold=0.1,
     measure_radius_um=1.5,
 )
 
