@@ -24,6 +24,8 @@ from wsi_ihc.cli.options import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from wsi_ihc.evaluate import ImageScores, Table
+    from wsi_ihc.infer.predict import TilePredictor
     from wsi_ihc.io.points import Cells
     from wsi_ihc.tune import GridPoint
 
@@ -152,17 +154,11 @@ def evaluate(
     elif baseline:
         preds, source = run.baseline()
     else:
-        grid = (_floats(tune_thresholds), _floats(tune_distances_um)) if tune else None
-        preds, source = run.model(
-            model_path,
-            device,
-            precision,
-            threshold,
-            min_distance_um,
-            radius_um,
-            grid,
+        preds, source = _run_model(
+            run, model_path, device, precision, threshold, min_distance_um, radius_um,
+            (_floats(tune_thresholds), _floats(tune_distances_um)) if tune else None,
             write_checkpoint,
-        )
+        )  # fmt: skip
     run.report(preds, source, radius_um, out_dir, sweep)
 
 
@@ -192,7 +188,7 @@ class EvaluationRun:
 
         return tqdm(items, desc=what, unit="image", disable=self.quiet, leave=False)
 
-    def read_predictions(self, pred_dir: Path) -> list:
+    def read_predictions(self, pred_dir: Path) -> list[Cells]:
         from wsi_ihc.errors import AnnotationError
         from wsi_ihc.io.annotated_folder import find_points_file, read_predictions
 
@@ -206,7 +202,7 @@ class EvaluationRun:
             preds.append(read_predictions(path, (image.shape[1], image.shape[0]), self.class_map))
         return preds
 
-    def baseline(self) -> tuple[list, dict]:
+    def baseline(self) -> tuple[list[Cells], dict]:
         from dataclasses import asdict
 
         from wsi_ihc.baseline import DEFAULT_PARAMS, detect_cells
@@ -215,78 +211,54 @@ class EvaluationRun:
         preds = [detect_cells(image, self.mpp, DEFAULT_PARAMS) for image in images]
         return preds, {"baseline": asdict(DEFAULT_PARAMS)}
 
-    def model(
-        self,
-        model_path: Path,
-        device: str | None,
-        precision: str,
-        threshold: float | None,
-        min_distance_um: float | None,
-        radius_um: float,
-        tune_grid: tuple | None,
-        write_checkpoint: bool,
-    ) -> tuple[list, dict]:
-        """Run the checkpoint on every image; with ``tune_grid`` choose its peak settings first."""
-        from wsi_ihc.infer.peaks import find_peaks
-        from wsi_ihc.infer.predict import TilePredictor, predict_cells
-        from wsi_ihc.model.checkpoint import load_checkpoint, model_id
+    def predictor(self, model_path: Path, device: str | None, precision: str) -> TilePredictor:
+        from wsi_ihc.infer.predict import TilePredictor
+        from wsi_ihc.model.checkpoint import load_checkpoint
 
         model, card = load_checkpoint(model_path, decoders=("main",))
-        predictor = TilePredictor(model, card, device=device, precision=precision)
-        source: dict = {"model": str(model_path), "model_id": model_id(model_path)}
-        if tune_grid is None:
-            threshold = card.peak_threshold if threshold is None else threshold
-            if min_distance_um is None:
-                min_distance_um = card.peak_min_distance_um
-            source["peaks"] = {"threshold": threshold, "min_distance_um": min_distance_um}
-            preds = [
-                predict_cells(predictor, image, self.mpp, threshold, min_distance_um)
-                for image in self._progress(self.images, "inference")
-            ]
-            return preds, source
-        # Probability maps once, at the model's mpp; the grid only re-runs peak picking.
-        scale = self.mpp / card.mpp  # model pixels per image pixel
-        maps = [
-            predictor.predict(_resample(image, scale))
-            for image in self._progress(self.images, "inference")
-        ]
-        best = self._tune(maps, card.mpp, scale, radius_um, *tune_grid)
-        source["peaks"] = {
-            "threshold": best.threshold,
-            "min_distance_um": best.min_distance_um,
-            "tuned_on_this_data": True,
-        }
-        if write_checkpoint:
-            _store_peaks(model_path, best.threshold, best.min_distance_um)
-        preds = [
-            _scale_cells(find_peaks(m, best.threshold, best.min_distance_um / card.mpp), 1 / scale)
-            for m in maps
-        ]
-        return preds, source
+        return TilePredictor(model, card, device=device, precision=precision)
 
-    def _tune(
+    def predict(
+        self, predictor: TilePredictor, threshold: float, min_distance_um: float
+    ) -> list[Cells]:
+        from wsi_ihc.infer.predict import predict_cells
+
+        images = self._progress(self.images, "inference")
+        return [predict_cells(predictor, i, self.mpp, threshold, min_distance_um) for i in images]
+
+    def tune(
         self,
-        maps: list[np.ndarray],
-        model_mpp: float,
-        scale: float,
+        predictor: TilePredictor,
         radius_um: float,
         thresholds: tuple[float, ...],
         distances_um: tuple[float, ...],
-    ) -> GridPoint:
+    ) -> tuple[list[Cells], GridPoint]:
+        """Choose the peak settings, computing the probability maps once at the model's mpp;
+        the cells found with the chosen settings."""
+        from wsi_ihc.infer.peaks import find_peaks
         from wsi_ihc.tune import tune_peaks
 
+        card = predictor.card
+        scale = self.mpp / card.mpp  # model pixels per image pixel
+        images = self._progress(self.images, "inference")
+        maps = [predictor.predict(_resample(image, scale)) for image in images]
         truths = [_scale_cells(truth, scale) for truth in self.truths]
-        result = tune_peaks(maps, truths, model_mpp, radius_um, thresholds, distances_um)
+        result = tune_peaks(maps, truths, card.mpp, radius_um, thresholds, distances_um)
         click.echo("Peak tuning, best first (score = mean totalF1 of positive, other, agnostic):")
         click.echo(result.format(top=10))
+        best = result.best
         click.echo(
-            f"Chosen: threshold {result.best.threshold:g}, min distance "
-            f"{result.best.min_distance_um:g} µm (the table below is on the tuning data itself)\n"
+            f"Chosen: threshold {best.threshold:g}, min distance {best.min_distance_um:g} µm "
+            "(the table below is on the tuning data itself)\n"
         )
-        return result.best
+        min_distance_px = best.min_distance_um / card.mpp
+        preds = [
+            _scale_cells(find_peaks(m, best.threshold, min_distance_px), 1 / scale) for m in maps
+        ]
+        return preds, best
 
     def report(
-        self, preds: list, source: dict, radius_um: float, out_dir: Path | None, sweep: bool
+        self, preds: list[Cells], source: dict, radius_um: float, out_dir: Path | None, sweep: bool
     ) -> None:
         from wsi_ihc.evaluate import evaluate
         from wsi_ihc.evaluate import sweep as sweep_tables
@@ -320,6 +292,39 @@ class EvaluationRun:
         click.echo(f"Wrote {out_dir / 'metrics.json'}")
 
 
+def _run_model(
+    run: EvaluationRun,
+    model_path: Path,
+    device: str | None,
+    precision: str,
+    threshold: float | None,
+    min_distance_um: float | None,
+    radius_um: float,
+    tune_grid: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    write_checkpoint: bool,
+) -> tuple[list[Cells], dict]:
+    """Cells from the checkpoint, with tuned or given peak settings, and what was used."""
+    from wsi_ihc.model.checkpoint import model_id
+
+    predictor = run.predictor(model_path, device, precision)
+    card = predictor.card
+    source: dict = {"model": str(model_path), "model_id": model_id(model_path)}
+    if tune_grid is not None:
+        preds, best = run.tune(predictor, radius_um, *tune_grid)
+        threshold, min_distance_um = best.threshold, best.min_distance_um
+        source["tuned_on_this_data"] = True
+        if write_checkpoint:
+            _store_peaks(model_path, threshold, min_distance_um)
+            source["model_id"] = model_id(model_path)  # the file now holds the tuned card
+    else:
+        threshold = card.peak_threshold if threshold is None else threshold
+        if min_distance_um is None:
+            min_distance_um = card.peak_min_distance_um
+        preds = run.predict(predictor, threshold, min_distance_um)
+    source["peaks"] = {"threshold": threshold, "min_distance_um": min_distance_um}
+    return preds, source
+
+
 def _resample(image: np.ndarray, scale: float) -> np.ndarray:
     """The image at the model's mpp (as predict_cells resamples it)."""
     import cv2
@@ -351,7 +356,11 @@ def _store_peaks(model_path: Path, threshold: float, min_distance_um: float) -> 
 
 
 def _write_outputs(
-    out_dir: Path, metrics: dict, per_image: list, preds: list | None, names: list[str]
+    out_dir: Path,
+    metrics: dict,
+    per_image: list[ImageScores],
+    preds: list[Cells] | None,
+    names: list[str],
 ) -> None:
     import csv
 
@@ -374,7 +383,7 @@ def _write_outputs(
     write_json(out_dir / "metrics.json", metrics)  # last: its presence marks a complete run
 
 
-def _plot_sweep(path: Path, radii_um: tuple[float, ...], tables: list) -> None:
+def _plot_sweep(path: Path, radii_um: tuple[float, ...], tables: list[Table]) -> None:
     """F1 (pooled over images) against the matching radius, one line per group."""
     import matplotlib
 
