@@ -94,7 +94,8 @@ class Row:
     """Scores of one group over a set of images.
 
     ``total_f1`` pools TP/FP/FN over all images (as do ``precision`` and ``recall``);
-    ``mean_f1`` averages the per-image F1, every image weighing the same.
+    ``mean_f1`` averages the per-image F1, every image weighing the same (an image with
+    neither annotations nor predictions of the group counts as F1 = 1).
     """
 
     group: str
