@@ -1,0 +1,323 @@
+"""Training: crops move points with pixels, the data split, and short real training runs.
+
+Runs use synthetic tiles (wsi_ihc.synth), resnet18 without pretrained weights, 64 px
+crops and a handful of iterations, on the CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+from wsi_ihc.cli import cli
+from wsi_ihc.errors import WsiIhcError
+from wsi_ihc.io.points import Cells
+from wsi_ihc.model.checkpoint import load_checkpoint, read_card
+from wsi_ihc.synth import make_tiles
+from wsi_ihc.train.augment import AugmentConfig, random_crop, rotate_flip
+from wsi_ihc.train.config import VARIANTS, TrainConfig
+from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image
+from wsi_ihc.train.loop import StageSpec, run_stage
+from wsi_ihc.train.stages import build_model, make_card
+from wsi_ihc.train.validate import f1_scores, probability_maps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two spinning threads run ~5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ["--encoder", "resnet18", "--encoder-weights", "none", "--crop-px", "64",
+        "--batch-size", "4", "--precision", "fp32", "--quiet"]
+
+
+# --- augmentation -----------------------------------------------------------------------
+
+
+def marked(cells: Cells, size_px: int) -> np.ndarray:
+    """A map with a disc of radius 2 at each point."""
+    marks = np.zeros((size_px, size_px), np.float32)
+    for x, y in zip(cells.x, cells.y, strict=True):
+        cv2.circle(marks, (round(x), round(y)), 2, 1.0, -1)
+    return marks
+
+
+def test_rotations_and_flips_move_points_with_pixels():
+    rng = np.random.default_rng(0)
+    cells = Cells.from_arrays(rng.integers(0, 32, 12), rng.integers(0, 32, 12), np.zeros(12))
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[cells.y.astype(int), cells.x.astype(int), 0] = 255
+    maps = image[None, :, :, 0].astype(np.float32)
+    for turns in range(4):
+        for flip in (False, True):
+            out_image, out_maps, moved = rotate_flip(image, maps, cells, turns, flip)
+            rows, cols = moved.y.astype(int), moved.x.astype(int)
+            assert (out_image[rows, cols, 0] == 255).all()
+            assert (out_maps[0, rows, cols] == 255).all()
+            assert out_image[..., 0].sum() == image[..., 0].sum()
+
+
+def test_random_crops_move_points_with_pixels_under_scale_jitter():
+    rng = np.random.default_rng(1)
+    cells = Cells.from_arrays(
+        rng.uniform(3, 96, 40), rng.uniform(3, 76, 40), rng.integers(0, 2, 40)
+    )
+    marks = marked(cells, 100)[:80]
+    image = np.repeat((marks * 255).astype(np.uint8)[..., None], 3, axis=2)
+    config = AugmentConfig(crop_px=48, scale_jitter=0.2, hed_scale=0, hed_shift=0,
+                           brightness=0, contrast=0)
+    seen = 0
+    for _ in range(30):
+        crop = random_crop(image, marks[None], cells, config, rng)
+        assert crop.image.shape == (48, 48, 3) and crop.extras.shape == (1, 48, 48)
+        inner = (crop.cells.x > 2) & (crop.cells.x < 45) & (crop.cells.y > 2) & (crop.cells.y < 45)
+        rows = np.rint(crop.cells.y[inner]).astype(int)
+        cols = np.rint(crop.cells.x[inner]).astype(int)
+        assert (crop.extras[0, rows, cols] > 0.5).all()
+        assert (crop.image[rows, cols, 0] > 0.5).all()
+        seen += int(inner.sum())
+    assert seen > 50
+
+
+def test_colour_jitter_keeps_range_and_changes_stain():
+    rng = np.random.default_rng(2)
+    image = rng.integers(60, 220, (32, 32, 3)).astype(np.uint8)
+    crop = random_crop(image, np.zeros((0, 32, 32), np.float32), Cells.empty(),
+                       AugmentConfig(crop_px=32, scale_jitter=0, flips=False), rng)
+    assert crop.image.dtype == np.float32 and crop.image.min() >= 0 and crop.image.max() <= 1
+    assert np.abs(crop.image - image / 255).mean() > 1e-3
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def test_resample_scales_points_about_the_pixel_corner():
+    image = np.zeros((40, 60, 3), np.uint8)
+    cells = Cells.from_arrays([-0.5, 59.5, 10], [-0.5, 39.5, 20], [0, 1, 1])
+    resized, moved = resample(image, cells, 0.5)
+    assert resized.shape == (20, 30, 3)
+    np.testing.assert_allclose(moved.x, [-0.5, 29.5, 4.75])
+    np.testing.assert_allclose(moved.y, [-0.5, 19.5, 9.75])
+
+
+def test_split_is_by_image_seeded_and_disjoint():
+    images = [TrainingImage(f"t{i}", Path(f"t{i}.png"), np.zeros((4, 4, 3), np.uint8),
+                            Cells.empty()) for i in range(10)]
+    train, val = split_by_image(images, 0.2, seed=3)
+    _, again_val = split_by_image(images, 0.2, seed=3)
+    assert [i.name for i in val] == [i.name for i in again_val] and len(val) == 2
+    assert not {i.name for i in train} & {i.name for i in val}
+    assert len(train) + len(val) == 10
+    assert [i.name for i in split_by_image(images, 0.2, seed=4)[1]] != [i.name for i in val]
+
+
+# --- model and loop -------------------------------------------------------------------------
+
+
+def tiny_config(tmp_path: Path, variant: str = "full") -> TrainConfig:
+    return TrainConfig(data=tmp_path, out=tmp_path / "run", data_mpp=0.5, model_mpp=0.5,
+                       encoder="resnet18", encoder_weights=None, variant=variant, crop_px=64)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_variants_build_only_their_decoders(tmp_path: Path, variant: str):
+    model = build_model(tiny_config(tmp_path, variant), VARIANTS[variant])
+    assert tuple(model.decoders) == VARIANTS[variant] == tuple(model.heads)
+    outputs = model.eval()(torch.zeros(1, 3, 64, 64))
+    assert set(outputs) == set(VARIANTS[variant])
+
+
+class Tiny(torch.nn.Module):
+    """A one-layer network with the MultiTaskNet interface, for loop behaviour only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"main": self.conv(images)}
+
+
+def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_state(tmp_path: Path):
+    model = Tiny()
+    calls = {"n": 0}
+
+    def loss_fn(outputs: dict, batch: dict) -> dict:
+        calls["n"] += 1
+        loss = outputs["main"].float().mean() * (math.nan if calls["n"] > 3 else 1.0)
+        return {"total": loss}
+
+    spec = StageSpec("train", tmp_path, epochs=3, iterations=2, device=torch.device("cpu"),
+                     precision="fp32", quiet=True)
+    with pytest.raises(WsiIhcError, match=r"not finite at epoch 2, iteration 2.*last\.pt"):
+        run_stage(spec, model, torch.optim.Adam(model.parameters()),
+                  lambda rng: {"image": torch.from_numpy(rng.random((2, 3, 8, 8), np.float32))},
+                  loss_fn, np.random.default_rng(0), resume=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+# --- runs through the CLI ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiles")
+    make_tiles(folder, count=6, size_px=128, seed=0, mpp=0.5)
+    return folder
+
+
+def run_cli(*args: object) -> Result:
+    return CliRunner().invoke(cli, ["train", *map(str, args)])
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def main_run(tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "main"
+    result = run_cli("--data", tiles, "--out", out, "--variant", "main", "--epochs", 2,
+                     "--iterations-per-epoch", 8, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "crops/s" in result.output
+    return out
+
+
+def test_training_lowers_the_loss_and_beats_the_untrained_model(main_run: Path, tiles: Path):
+    epochs = rows(main_run / "metrics.csv")
+    assert [int(r["epoch"]) for r in epochs] == [1, 2]
+    assert float(epochs[1]["loss_total"]) < float(epochs[0]["loss_total"])
+    record = json.loads((main_run / "config.json").read_text())
+    trained_f1 = record["result"]["val"]["score"]
+
+    config = TrainConfig(data=tiles, out=main_run, data_mpp=0.5, model_mpp=0.5,
+                         encoder="resnet18", encoder_weights=None, variant="main", crop_px=64)
+    card = make_card(config, ("main",))
+    torch.manual_seed(config.seed)
+    untrained = build_model(config, ("main",))
+    from wsi_ihc.train.dataset import load_dataset
+
+    val_names = set(record["split"]["val"])
+    val = [img for img in load_dataset(tiles, 1.0) if img.name in val_names]
+    maps = probability_maps(untrained, card, val, torch.device("cpu"), "fp32")
+    assert trained_f1 > f1_scores(maps, val, card, config.match_radius_um)["score"] + 0.2
+
+
+def test_checkpoint_has_a_filled_card_and_loads_main_only(main_run: Path):
+    model, card = load_checkpoint(main_run / "model.ckpt", decoders=("main",))
+    assert tuple(model.decoders) == ("main",) and card.network.decoders == ("main",)
+    assert card.mpp == 0.5 and card.tile_px == 64 and card.network.encoder == "resnet18"
+    record = json.loads((main_run / "config.json").read_text())
+    assert card.training["variant"] == "main" and card.training["seed"] == 0
+    assert card.training["best_epoch"] == record["result"]["best_epoch"]
+    assert card.peak_threshold == record["result"]["peak_threshold"]
+    assert card.training["tuned"]["score"] >= card.training["val"]["score"]
+    assert record["result"]["crops_per_s"] > 0
+
+
+def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Path, tmp_path: Path):
+    out = tmp_path / "resumed"
+    common = ["--data", tiles, "--out", out, "--variant", "main",
+              "--iterations-per-epoch", 8, *TINY]
+    assert run_cli(*common, "--epochs", 1).exit_code == 0
+    again = run_cli(*common, "--epochs", 2)
+    assert again.exit_code == 1 and "--resume" in again.output
+    result = run_cli(*common, "--epochs", 2, "--resume")
+    assert result.exit_code == 0, result.output
+    resumed, straight = rows(out / "metrics.csv"), rows(main_run / "metrics.csv")
+    assert [int(r["epoch"]) for r in resumed] == [1, 2]
+    for mine, theirs in zip(resumed, straight, strict=True):
+        assert float(mine["loss_total"]) == pytest.approx(float(theirs["loss_total"]), abs=1e-4)
+        assert float(mine["val_score"]) == pytest.approx(float(theirs["val_score"]), abs=1e-6)
+    changed = run_cli(*common, "--epochs", 3, "--resume", "--crop-px", 96)
+    assert changed.exit_code == 1 and "crop_px" in changed.output
+
+
+def test_full_variant_caches_priors_once_and_saves_three_decoders(tiles: Path, tmp_path: Path):
+    out = tmp_path / "full"
+    common = ["--data", tiles, "--out", out, "--prior-epochs", 1, "--iterations-per-epoch", 2,
+              *TINY[:-3], "--precision", "bf16", "--quiet"]
+    result = run_cli(*common, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    maps = sorted(p.stem for p in (out / "prior" / "maps").glob("*.png"))
+    assert maps == sorted(record["split"]["train"])
+    prior = cv2.imread(str(out / "prior" / "maps" / f"{maps[0]}.png"), cv2.IMREAD_GRAYSCALE)
+    assert prior.shape == (128, 128)
+    assert read_card(out / "model.ckpt").network.decoders == ("main", "dynamic", "prior")
+    columns = rows(out / "metrics.csv")[0]
+    assert {"loss_main", "loss_dynamic", "loss_consistency", "loss_prior"} <= set(columns)
+    stamp = (out / "prior" / "maps.json").stat().st_mtime_ns
+    assert run_cli(*common, "--epochs", 2, "--resume").exit_code == 0
+    assert (out / "prior" / "maps.json").stat().st_mtime_ns == stamp  # computed once
+    assert len(rows(out / "prior" / "metrics.csv")) == 1
+    assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [1, 2]
+    model, _ = load_checkpoint(out / "model.ckpt", decoders=("main",))
+    assert tuple(model.decoders) == ("main",)
+
+
+# --- bad inputs -----------------------------------------------------------------------------
+
+
+def bad_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((64, 64, 3), 200, np.uint8))
+        (folder / f"{name}.csv").write_text("x,y,class\n10,10,positive\n20,30,other\n")
+    (folder / "dataset.json").write_text('{"mpp": 0.5}')
+    return folder
+
+
+def one_error_line(result: Result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "needle"),
+    [
+        ("b.csv", "x,y,class\n10,10,positive\n70,30,other\n", "outside"),
+        ("b.csv", "x,y,class\n", "no points"),
+        ("b.csv", "x,y,class\n10,10,lymphocyte\n", "lymphocyte"),
+        ("b.png", "not a png", "cannot read"),
+    ],
+    ids=["outside", "empty", "unknown-label", "unreadable-image"],
+)
+def test_bad_inputs_give_one_line_naming_the_file(tmp_path: Path, file: str, content: str,
+                                                  needle: str):
+    folder = bad_folder(tmp_path)
+    (folder / file).write_text(content)
+    result = run_cli("--data", folder, "--out", tmp_path / "run", *TINY)
+    one_error_line(result, str(folder / file), needle)
+
+
+def test_data_without_pixel_size_asks_for_mpp(tmp_path: Path):
+    folder = bad_folder(tmp_path)
+    (folder / "dataset.json").unlink()
+    one_error_line(run_cli("--data", folder, "--out", tmp_path / "run", *TINY), "--mpp")
+
+
+def test_contradicting_options_are_one_line(tmp_path: Path):
+    folder = bad_folder(tmp_path)
+    one_error_line(run_cli("--data", folder, "--out", tmp_path / "run", *TINY[:-1],
+                           "--crop-px", "50", "--quiet"), "--crop-px")

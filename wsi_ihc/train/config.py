@@ -1,0 +1,98 @@
+"""The options of one training run, checked once, recorded in RUN/config.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from wsi_ihc.errors import ConfigError
+
+#: Ablation names of the paper -> decoders built (unused decoders are never built).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "main": ("main",),
+    "main+dynamic": ("main", "dynamic"),
+    "full": ("main", "dynamic", "prior"),
+}
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe. Sizes a user sets are in µm; ``crop_px`` is at ``model_mpp``.
+
+    ``iterations_per_epoch`` None means one pass over the training area:
+    ceil(train pixels / (crop_px² · batch_size)) at the model's mpp.
+    """
+
+    data: Path
+    out: Path
+    data_mpp: float
+    model_mpp: float
+    encoder: str = "resnet101"
+    encoder_weights: str | None = "imagenet"
+    variant: str = "full"
+    epochs: int = 50
+    prior_epochs: int = 10
+    crop_px: int = 256
+    batch_size: int = 8
+    iterations_per_epoch: int | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    precision: str = "bf16"
+    class_map: str | None = None
+    cell_radius_um: float = 2.0
+    match_radius_um: float = 2.5
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.variant not in VARIANTS:
+            problems.append(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.encoder_weights not in (None, "imagenet"):
+            problems.append(
+                f"--encoder-weights must be imagenet or none, got {self.encoder_weights!r}"
+            )
+        if min(self.data_mpp, self.model_mpp) <= 0:
+            problems.append("--mpp and --model-mpp must be positive")
+        if self.epochs < 1 or self.prior_epochs < 1:
+            problems.append("--epochs and --prior-epochs must be at least 1")
+        if self.crop_px < 32 or self.crop_px % 16:
+            problems.append(f"--crop-px must be a multiple of 16, at least 32, got {self.crop_px}")
+        if self.batch_size < 2:
+            problems.append("--batch-size must be at least 2 (batch norm in the ASPP pooling)")
+        if self.iterations_per_epoch is not None and self.iterations_per_epoch < 1:
+            problems.append("--iterations-per-epoch must be at least 1")
+        if not 0 < self.val_fraction < 1:
+            problems.append(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.cell_radius_um <= 0 or self.match_radius_um <= 0:
+            problems.append("--cell-radius-um and --match-radius-um must be positive")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def decoders(self) -> tuple[str, ...]:
+        return VARIANTS[self.variant]
+
+    @property
+    def scale(self) -> float:
+        """Resampling factor from the data's pixels to the model's: data mpp / model mpp."""
+        return self.data_mpp / self.model_mpp
+
+    @property
+    def cell_radius_px(self) -> float:
+        return self.cell_radius_um / self.model_mpp
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: str(value) if isinstance(value, Path) else value
+                for key, value in asdict(self).items()}
+
+    def recipe_differences(self, saved: dict[str, Any]) -> list[str]:
+        """Options that change what is trained, differing from a saved run's config."""
+        mine = self.to_json()
+        fixed = ("encoder", "encoder_weights", "variant", "crop_px", "batch_size", "seed",
+                 "data_mpp", "model_mpp", "val_fraction", "cell_radius_um", "class_map")
+        return [f"{key}: {saved.get(key)!r} -> {mine[key]!r}"
+                for key in fixed if saved.get(key) != mine[key]]

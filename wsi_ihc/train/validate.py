@@ -1,0 +1,84 @@
+"""Validation during training: detection F1 on held-out images, and peak tuning at the end.
+
+The model is run exactly as at inference (:class:`~wsi_ihc.infer.predict.TilePredictor`
+with the card's tile size and normalisation, peaks of the main decoder's maps), so the
+validation F1 is the F1 a user will get with these weights.
+
+Model selection score: the mean of the pooled (total) F1 of the two classes, positive and
+other, each matched within its class. Class-agnostic F1 (detection regardless of
+class) is recorded beside it but not used to select, since it ignores classification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from wsi_ihc.evaluate import score_image, summarise
+from wsi_ihc.infer.peaks import find_peaks
+from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.model.checkpoint import ModelCard
+from wsi_ihc.train.dataset import TrainingImage
+from wsi_ihc.tune import TuneResult, tune_peaks
+
+
+def probability_maps(
+    model: torch.nn.Module,
+    card: ModelCard,
+    images: Sequence[TrainingImage],
+    device: torch.device,
+    precision: str,
+) -> list[np.ndarray]:
+    """(2, H, W) float32 probabilities of the main decoder for each image."""
+    predictor = TilePredictor(model, card, str(device), precision)
+    return [predictor.predict(item.image) for item in images]
+
+
+def f1_scores(
+    prob_maps: Sequence[np.ndarray],
+    images: Sequence[TrainingImage],
+    card: ModelCard,
+    match_radius_um: float,
+) -> dict[str, float]:
+    """Pooled F1 per class and class-agnostic, and ``score`` (mean of the two classes)."""
+    radius_px = match_radius_um / card.mpp
+    scores = [
+        score_image(
+            find_peaks(probs, card.peak_threshold, card.peak_min_distance_um / card.mpp),
+            item.cells,
+            radius_px,
+            item.name,
+        )
+        for probs, item in zip(prob_maps, images, strict=True)
+    ]
+    table = summarise(scores, radius_px)
+    f1 = {group: table.row(group).total_f1 for group in ("positive", "other", "agnostic")}
+    return {
+        "score": round((f1["positive"] + f1["other"]) / 2, 6),
+        **{f"f1_{group}": round(value, 6) for group, value in f1.items()},
+    }
+
+
+def validation_f1(
+    model: torch.nn.Module,
+    card: ModelCard,
+    images: Sequence[TrainingImage],
+    device: torch.device,
+    precision: str,
+    match_radius_um: float,
+) -> dict[str, float]:
+    """:func:`f1_scores` of the model's current weights on ``images``."""
+    return f1_scores(probability_maps(model, card, images, device, precision), images, card,
+                     match_radius_um)
+
+
+def tune_on(
+    prob_maps: Sequence[np.ndarray],
+    images: Sequence[TrainingImage],
+    card: ModelCard,
+    match_radius_um: float,
+) -> TuneResult:
+    """Peak threshold and minimum distance that maximise F1 on the validation maps."""
+    return tune_peaks(prob_maps, [item.cells for item in images], card.mpp, match_radius_um)
