@@ -50,13 +50,20 @@ class MapLayout:
         ]
 
 
-def tissue_blocks(layout: MapLayout, tissue: TissueMask, mpp: float) -> list[tuple[int, int]]:
-    """The blocks whose area touches tissue."""
-    size_um = layout.block_px * mpp
+def tissue_blocks(
+    layout: MapLayout, tissue: TissueMask, mpp: float, halo_px: int
+) -> list[tuple[int, int]]:
+    """The blocks within ``halo_px`` (+ one mask pixel) of tissue.
+
+    Every pixel that the peak picker looks at for a cell on tissue is then predicted,
+    so the cells do not depend on which glass blocks were skipped.
+    """
+    pad_um = halo_px * mpp + tissue.mpp
+    size_um = layout.block_px * mpp + 2 * pad_um
     return [
         (row0, col0)
         for row0, col0 in layout.blocks()
-        if tissue.any_in(col0 * mpp, row0 * mpp, size_um, size_um)
+        if tissue.any_in(col0 * mpp - pad_um, row0 * mpp - pad_um, size_um, size_um)
     ]
 
 

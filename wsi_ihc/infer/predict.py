@@ -71,9 +71,8 @@ class TilePredictor:
         outputs = []
         with self._lock:
             for start in range(0, len(tiles), self.batch_size):
-                batch = torch.from_numpy(
-                    np.ascontiguousarray(tiles[start : start + self.batch_size])
-                )
+                chunk = tiles[start : start + self.batch_size]
+                batch = torch.from_numpy(np.require(chunk, requirements=["C", "W"]))
                 if self.device.type == "cuda":
                     batch = batch.pin_memory()
                 batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()

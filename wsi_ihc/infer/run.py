@@ -108,7 +108,8 @@ def infer_slide(
             )
             block_px = settings.block_tiles * predictor.geometry.stride_px
             layout = MapLayout.for_slide(slide, card.mpp, block_px)
-            blocks = tissue_blocks(layout, tissue, card.mpp)
+            halo_px = peak_halo_px(min_distance_um / card.mpp)
+            blocks = tissue_blocks(layout, tissue, card.mpp, halo_px)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
 
@@ -119,6 +120,9 @@ def infer_slide(
             clock = _lap(timings, "predict", clock)
 
             cells = _pick_cells(array, layout, threshold, min_distance_um / card.mpp, settings)
+            # Only cells on tissue count (the density's denominator); this also makes the
+            # result independent of the block size, which decides how much glass is run.
+            cells = cells.select(tissue.contains(cells.x * slide.mpp, cells.y * slide.mpp))
             clock = _lap(timings, "peaks", clock)
 
             write_csv(partial / "cells.csv", cells)

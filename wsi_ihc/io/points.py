@@ -78,6 +78,10 @@ class Cells:
             *(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "score"))
         )
 
+    def select(self, keep: np.ndarray) -> Cells:
+        """The cells where ``keep`` (a boolean mask or index array) says so."""
+        return Cells(self.x[keep], self.y[keep], self.label[keep], self.score[keep])
+
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.label == i)) for i, name in enumerate(CLASS_NAMES)}
 

@@ -119,42 +119,37 @@ class Slide:
     def read_at_mpp(self, x: float, y: float, width: int, height: int, mpp: float) -> np.ndarray:
         """A (height, width, 3) array at pixel size ``mpp``, its top-left at level-0 (x, y).
 
-        The best pyramid level is read and resampled (area averaging to shrink, bilinear to
-        enlarge), so a ×20 slide is upsampled for a ×40 model rather than refused. When the
-        pixel sizes match, pixels are returned exactly as stored.
+        The best pyramid level is read and resampled (box averaging by an integer factor,
+        then bilinear for the rest), so a ×20 slide is upsampled for a ×40 model rather
+        than refused. When the pixel sizes match or differ by an integer factor and the
+        location is on that grid, no interpolation happens at all.
         """
         scale = mpp / self.mpp  # level-0 pixels per output pixel
         level = self.best_level(scale)
         downsample = self.backend.level_downsamples[level]
         step = scale / downsample  # level pixels per output pixel
-        if abs(step - 1.0) < 1e-3 and float(x).is_integer() and float(y).is_integer():
-            return self.read_level(level, int(x), int(y), width, height)
         lx, ly = x / downsample, y / downsample
-        x_start, y_start = math.floor(lx), math.floor(ly)
-        read_w = math.ceil(lx + width * step) - x_start + 1
-        read_h = math.ceil(ly + height * step) - y_start + 1
+        # Shrink by an integer box first, on a grid aligned globally to multiples of the
+        # box, so the result of a pixel does not depend on the region it was read with.
+        box = max(1, math.floor(step + 1e-6))
+        x_start, y_start = math.floor(lx / box) * box, math.floor(ly / box) * box
+        read_w = math.ceil((lx + width * step + 1 - x_start) / box) * box
+        read_h = math.ceil((ly + height * step + 1 - y_start) / box) * box
         region = self.read_level(
-            level,
-            round(x_start * downsample),
-            round(y_start * downsample),
-            read_w,
-            read_h,
+            level, round(x_start * downsample), round(y_start * downsample), read_w, read_h
         )
-        # Exact affine map from output pixel centres to level pixel coordinates.
-        offset_x, offset_y = lx - x_start, ly - y_start
-        if step > 1.0:
-            shrunk_w, shrunk_h = max(1, round(read_w / step)), max(1, round(read_h / step))
-            factor_x, factor_y = read_w / shrunk_w, read_h / shrunk_h
-            region = cv2.resize(region, (shrunk_w, shrunk_h), interpolation=cv2.INTER_AREA)
-            offset_x, offset_y = offset_x / factor_x, offset_y / factor_y
-            step_x, step_y = step / factor_x, step / factor_y
-        else:
-            step_x = step_y = step
+        if box > 1:
+            region = cv2.resize(
+                region, (read_w // box, read_h // box), interpolation=cv2.INTER_AREA
+            )
+        # Output pixel c has its centre at off + (c + 0.5)·s - 0.5 in ``region``.
+        s_box = step / box
+        off_x, off_y = (lx - x_start) / box, (ly - y_start) / box
+        if abs(s_box - 1.0) < 1e-6 and float(off_x).is_integer() and float(off_y).is_integer():
+            r0, c0 = int(off_y), int(off_x)
+            return np.ascontiguousarray(region[r0 : r0 + height, c0 : c0 + width])
         matrix = np.array(
-            [
-                [step_x, 0, offset_x + 0.5 * step_x - 0.5],
-                [0, step_y, offset_y + 0.5 * step_y - 0.5],
-            ],
+            [[s_box, 0, off_x + 0.5 * s_box - 0.5], [0, s_box, off_y + 0.5 * s_box - 0.5]],
             dtype=np.float64,
         )
         return cv2.warpAffine(

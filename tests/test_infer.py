@@ -1,0 +1,164 @@
+"""Whole-slide inference end to end: real OpenSlide, real Zarr on disk, Dask threads."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from wsi_ihc.evaluate import score_image
+from wsi_ihc.infer.peaks import find_peaks
+from wsi_ihc.infer.run import InferSettings, infer_slide
+from wsi_ihc.io.points import read_points
+from wsi_ihc.io.slide import open_slide
+
+SETTINGS = InferSettings(model_path=Path("unused.ckpt"), quiet=True)
+
+
+def _cell_set(out_dir: Path) -> set[tuple[float, float, str]]:
+    with open(out_dir / "cells.csv") as handle:
+        return {(float(r["x"]), float(r["y"]), r["class"]) for r in csv.DictReader(handle)}
+
+
+def test_cells_do_not_depend_on_block_size(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    """Seam safety: 1×1, 2×2 and 3×3-tile blocks and the whole map as one block agree exactly."""
+    found = {}
+    for block_tiles in (1, 2, 3, 64):
+        out = tmp_path / f"blocks{block_tiles}"
+        settings = InferSettings(model_path=Path("unused"), quiet=True, block_tiles=block_tiles)
+        summary = infer_slide(synthetic_slide, out, settings, model=stain_model)
+        found[block_tiles] = _cell_set(out / "synthetic")
+        assert (
+            summary["parameters"]["block_px"]
+            == block_tiles * stain_model.predictor.geometry.stride_px
+        )
+    assert len(found[64]) > 100
+    for block_tiles in (1, 2, 3):
+        assert found[block_tiles] == found[64], f"block of {block_tiles} tiles differs"
+
+
+def test_blockwise_map_equals_one_pass_over_the_image(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    """The stitched Zarr equals the model run over the whole image at once (no seams)."""
+    infer_slide(
+        synthetic_slide,
+        tmp_path,
+        InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False, block_tiles=2),
+        model=stain_model,
+    )
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    predictor = stain_model.predictor
+    with open_slide(synthetic_slide) as slide:
+        scale = predictor.card.mpp / slide.mpp
+        height, width = stored.shape[1:]
+        margin = predictor.geometry.margin_px
+        image = slide.read_at_mpp(
+            -margin * scale,
+            -margin * scale,
+            width + 2 * margin,
+            height + 2 * margin,
+            predictor.card.mpp,
+        )
+    whole = predictor.predict_tiles(image[None])[0][
+        :, margin : margin + height, margin : margin + width
+    ]
+    # One big tile vs many small ones: a translation-invariant model gives the same map.
+    np.testing.assert_allclose(np.asarray(stored[:]), whole, atol=2e-3)
+    assert stored.attrs["mpp"] == predictor.card.mpp
+    assert stored.attrs["classes"] == ["other", "positive"]
+    assert stored.attrs["level0_per_pixel"] == pytest.approx(scale)
+
+
+def test_counts_match_ground_truth_and_outputs_agree(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    summary = infer_slide(synthetic_slide, tmp_path, SETTINGS, model=stain_model)
+    out = tmp_path / "synthetic"
+    truth = read_points(synthetic_slide.with_name("synthetic.cells.csv"))
+    cells = read_points(out / "cells.csv")
+    radius_px = 4.0 / 0.25  # 4 µm at the slide's 0.25 µm/px
+    scores = score_image(cells, truth, radius_px)
+    for group in ("positive", "other", "agnostic"):
+        assert scores.group(group).f1 >= 0.95, (group, scores.group(group))
+
+    geojson = json.loads((out / "cells.geojson").read_text())
+    assert geojson["type"] == "FeatureCollection"
+    assert len(geojson["features"]) == len(cells)
+    first = geojson["features"][0]
+    assert first["geometry"]["type"] == "Point"
+    assert first["properties"]["objectType"] == "detection"
+    assert first["properties"]["classification"]["name"] in ("Positive", "Other")
+    assert "score" in first["properties"]["measurements"]
+    from_geojson = read_points(out / "cells.geojson")
+    np.testing.assert_allclose(from_geojson.xy(), cells.xy(), atol=0.01)
+    np.testing.assert_array_equal(from_geojson.label, cells.label)
+
+    written = json.loads((out / "summary.json").read_text())
+    assert written == summary
+    assert written["counts"] == cells.counts()
+    positive, other = written["counts"]["positive"], written["counts"]["other"]
+    assert written["positive_percent"] == pytest.approx(
+        100 * positive / (positive + other), abs=1e-3
+    )
+    area = written["tissue_area_mm2"]
+    assert 0 < area < 2400 * 2400 * 0.25**2 / 1e6
+    assert written["density_per_mm2"]["positive"] == pytest.approx(positive / area, rel=1e-3)
+    assert written["work"]["blocks_run"] < written["work"]["blocks_total"], "glass blocks were run"
+    assert (out / "overlay.png").stat().st_size > 0
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_whole_slide_peaks_equal_tile_peaks(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    """Global peak picking over the Zarr equals scipy-style peaks of the whole array."""
+    settings = InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False)
+    infer_slide(synthetic_slide, tmp_path, settings, model=stain_model)
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    card = stain_model.predictor.card
+    whole = find_peaks(
+        np.asarray(stored[:]), card.peak_threshold, card.peak_min_distance_um / card.mpp
+    )
+    scale = stored.attrs["level0_per_pixel"]
+    expected = {((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5) for x, y in whole.xy()}
+    found = {(x, y) for x, y, _ in _cell_set(tmp_path / "synthetic")}
+    assert {(round(x, 2), round(y, 2)) for x, y in expected} == found
+
+
+def test_x20_slide_is_upsampled_for_a_x40_model(slides_dir: Path, tmp_path: Path) -> None:
+    """CMU-1-Small-Region (0.499 µm/px) runs end to end with a 0.25 µm/px model."""
+    from stain_model import StainSmoothing, stain_card
+
+    from wsi_ihc.infer.predict import TilePredictor
+    from wsi_ihc.infer.run import LoadedModel
+
+    card = stain_card(mpp=0.25)
+    model = LoadedModel(
+        TilePredictor(StainSmoothing(card), card, device="cpu", precision="fp32"), "stain"
+    )
+    summary = infer_slide(slides_dir / "CMU-1-Small-Region.svs", tmp_path, SETTINGS, model=model)
+    stored = zarr.open_array(str(tmp_path / "CMU-1-Small-Region" / "probabilities.zarr"), mode="r")
+    assert stored.shape[1:] == (round(2967 * 0.499 / 0.25), round(2220 * 0.499 / 0.25))
+    assert summary["mpp"] == pytest.approx(0.499)
+    assert summary["total_cells"] > 0
+    assert 0.2 < summary["tissue_area_mm2"] < 2220 * 2967 * 0.499**2 / 1e6
+
+
+def test_empty_slide_gives_zero_counts_and_a_warning(tmp_path: Path, stain_model) -> None:
+    from wsi_ihc.synth import make_slide
+
+    slide = tmp_path / "glass.svs"
+    make_slide(slide, 1024, 1024, seed=1, tissue=False)
+    summary = infer_slide(slide, tmp_path / "out", SETTINGS, model=stain_model)
+    assert summary["counts"] == {"other": 0, "positive": 0}
+    assert summary["positive_percent"] is None
+    assert summary["work"]["tiles_run"] == 0
+    assert "no tissue" in summary["warnings"][0]
+    assert (tmp_path / "out" / "glass" / "summary.json").is_file()
