@@ -40,7 +40,7 @@ def synthetic_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stain_model():  # noqa: ANN201 - a LoadedModel
+def stain_model():
     """The fixed stain-smoothing model behind a real TilePredictor (fp32 on the CPU)."""
     from stain_model import StainSmoothing, stain_card
 

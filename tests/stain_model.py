@@ -4,7 +4,7 @@ Colour deconvolution (per-pixel) followed by Gaussian smoothing (a convolution):
 output pixel depends only on its neighbourhood, so the stitched map cannot depend on how
 a slide is cut into tiles and blocks, as long as the tile margin exceeds the kernel
 radius. It finds synthetic nuclei (a difference of Gaussians on haematoxylin) and calls
-them positive when DAB surrounds them. Its output is the same dict of logits the real network returns.
+them positive when DAB surrounds them. It returns the real network's dict of logits.
 """
 
 from __future__ import annotations
