@@ -1,0 +1,328 @@
+"""``wsi-ihc batch``: discovery, resumability, failure isolation and parallel workers.
+
+Batches run through the CLI in a subprocess (``python -m wsi_ihc batch``), so a real Dask
+cluster with spawned worker processes is started on loopback, as users run it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from wsi_ihc.batch.cluster import _jobqueue_options, plan_local_workers
+from wsi_ihc.batch.discovery import find_slides, read_slide_list
+from wsi_ihc.batch.table import BatchTable, summary_row
+from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.run import InferSettings, infer_slide, load_model
+from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
+from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+from wsi_ihc.synth import make_slide
+
+SHARED_SLIDES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slides"
+COUNT_COLUMNS = ("positive", "other", "positive_percent", "tissue_area_mm2")
+SLIDE_PX = 1024
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    network = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
+    path = tmp_path_factory.mktemp("model") / "model.ckpt"
+    save_checkpoint(path, network, ModelCard(network=network.config, mpp=0.5, tile_px=128))
+    return path
+
+
+@pytest.fixture(scope="module")
+def slide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("slides")
+    for seed in range(4):
+        make_slide(folder / f"slide{seed}.svs", SLIDE_PX, SLIDE_PX, seed=seed)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(slide_dir: Path, model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``infer_slide`` on each slide in turn, in this process: what every batch must equal."""
+    settings = InferSettings(model_path=model_path, device="cpu", quiet=True)
+    model = load_model(settings)
+    out = tmp_path_factory.mktemp("reference")
+    summaries = {
+        path.stem: infer_slide(path, out, settings, model=model)
+        for path in sorted(slide_dir.glob("*.svs"))
+    }
+    return {stem: summary_cells(summary) for stem, summary in summaries.items()}
+
+
+def summary_cells(summary: dict) -> tuple[str, ...]:
+    """The count columns of a summary as batch.csv writes them."""
+    row = summary_row(summary)
+    return tuple("" if row[column] is None else str(row[column]) for column in COUNT_COLUMNS)
+
+
+def run_cli(slides: Path, model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        batch_command(slides, model, out, *extra), capture_output=True, text=True, timeout=300
+    )
+
+
+def batch_command(slides: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "wsi_ihc",
+        "batch",
+        str(slides),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--dashboard",
+        ":0",
+        "--quiet",
+        *extra,
+    ]
+
+
+def read_table(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "batch.csv", newline="") as handle:
+        return {row["stem"]: row for row in csv.DictReader(handle)}
+
+
+def counts_by_stem(table: dict[str, dict[str, str]]) -> dict[str, tuple[str, ...]]:
+    return {stem: tuple(row[c] for c in COUNT_COLUMNS) for stem, row in table.items()}
+
+
+def output_mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+# --- discovery (no cluster) -------------------------------------------------------------
+
+
+def test_discovery_names_dicom_folders_companions_and_clashes(tmp_path: Path) -> None:
+    root = tmp_path / "slides"
+    for relative in (
+        "a/x.svs",
+        "b/x.svs",
+        "x.ndpi",
+        "c/y.ome.tiff",
+        "errors.tif",
+        "dicom/case/1.dcm",
+        "dicom/case/2.dcm",
+        "vms/s.vms",
+        "vms/s.jpg",
+        "notes.txt",
+        ".hidden/z.svs",
+        "results/overlay.png",
+    ):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text("ImageFile=s.jpg\n" if relative.endswith(".vms") else "")
+    jobs = find_slides(root, exclude=root / "results")
+    by_stem = {job.stem: job for job in jobs}
+    # the shallower x keeps its name; DICOM is one slide named after its folder and opened
+    # from one of its files; the .vms key file's JPEG is not a slide; "errors" is reserved
+    assert sorted(by_stem) == ["a__x", "b__x", "case", "errors.tif", "s", "x", "y"]
+    assert by_stem["case"].source == root / "dicom/case"
+    assert by_stem["case"].path == root / "dicom/case/1.dcm"
+    assert by_stem["x"].source == root / "x.ndpi"
+    assert [j.stem for j in find_slides(root, pattern="*.svs")] == ["a__x", "b__x"]
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("# cohort\nslides/a/x.svs\n\nslides/dicom/case/2.dcm\nmissing.svs\n")
+    listed = read_slide_list(listing)
+    assert [job.stem for job in listed] == ["x", "case", "missing"]
+    assert listed[1].path == root / "dicom/case/2.dcm"
+    with pytest.raises(ConfigError, match="not a folder"):
+        find_slides(tmp_path / "absent")
+
+
+def test_table_is_rewritten_whole_and_keeps_slide_order(tmp_path: Path) -> None:
+    table = BatchTable(tmp_path, ["b", "a"])
+    table.record({"slide": "a.svs", "stem": "a", "status": "failed", "error": "bad"})
+    table.record(
+        {
+            "slide": "b.svs",
+            "stem": "b",
+            "status": "done",
+            "positive": 3,
+            "other": 1,
+            "time_predict_s": 2.5,
+        }
+    )
+    assert list(read_table(tmp_path)) == ["b", "a"]
+    assert read_table(tmp_path)["b"]["time_predict_s"] == "2.5"
+    assert json.loads((tmp_path / "batch.json").read_text())["totals"] == {
+        "done": 1,
+        "skipped": 0,
+        "failed": 1,
+        "remaining": 0,
+    }
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_local_workers_are_pinned_and_share_the_cores() -> None:
+    gpu = plan_local_workers(None, None, cores=16, gpus=["2", "5"])
+    assert [(p.env["CUDA_VISIBLE_DEVICES"], p.device, p.env["OMP_NUM_THREADS"]) for p in gpu] == [
+        ("2", "cuda:0", "8"),
+        ("5", "cuda:0", "8"),
+    ]
+    one_gpu = plan_local_workers("cuda:1", 2, cores=16, gpus=["2", "5"])
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in one_gpu] == ["5", "5"]
+    cpu = plan_local_workers(None, 2, cores=2, gpus=[])
+    assert [(p.device, p.env["OMP_NUM_THREADS"]) for p in cpu] == [("cpu", "1"), ("cpu", "1")]
+    assert all("CUDA_VISIBLE_DEVICES" not in p.env for p in cpu)
+    assert len(plan_local_workers("cpu", None, cores=32, gpus=["0"])) == 4
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        plan_local_workers("cuda", None, cores=2, gpus=[])
+
+
+def test_workflow_config_makes_one_gpu_worker_per_slurm_job() -> None:
+    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    config = Path(__file__).resolve().parents[1] / "workflows" / "jobqueue.yaml"
+    options = _jobqueue_options(config, "slurm")
+    with dask_jobqueue.SLURMCluster(scheduler_options={"dashboard_address": ":0"}, **options) as c:
+        script = c.job_script()
+    assert "#SBATCH --gres=gpu:1" in script
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert "--nthreads 1" in script  # one slide at a time per worker
+    assert "OMP_NUM_THREADS" in script
+
+
+# --- batches on a real local cluster --------------------------------------------------
+
+
+def test_bad_slides_are_recorded_and_the_others_finish(
+    slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path
+) -> None:
+    broken = ["unopenable.tiff", "unreadable.svs", "boxes.png"]  # boxes.png: no mpp
+    if not all((SHARED_SLIDES / name).is_file() for name in broken):
+        pytest.skip(f"OpenSlide's broken fixtures are not in {SHARED_SLIDES}")
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for name in ("slide0.svs", "slide1.svs"):
+        shutil.copy(slide_dir / name, slides / name)
+    for name in broken:
+        shutil.copy(SHARED_SLIDES / name, slides / name)
+    out = tmp_path / "results"
+
+    result = run_cli(slides, model_path, out, "--workers", "1")
+
+    assert result.returncode == 1, result.stderr
+    table = read_table(out)
+    assert {stem: row["status"] for stem, row in table.items()} == {
+        "slide0": "done",
+        "slide1": "done",
+        "unopenable": "failed",
+        "unreadable": "failed",
+        "boxes": "failed",
+    }
+    for stem in ("unopenable", "unreadable", "boxes"):
+        assert f"{stem}." in table[stem]["error"]  # the error names the file
+        error_file = (out / "errors" / f"{stem}.txt").read_text()
+        assert table[stem]["error"] in error_file and "Traceback" in error_file
+        assert not (out / stem).exists()
+    assert "--mpp" in table["boxes"]["error"]
+    for stem in ("slide0", "slide1"):
+        summary = json.loads((out / stem / "summary.json").read_text())
+        assert counts_by_stem(table)[stem] == summary_cells(summary) == reference[stem]
+        assert int(table[stem]["other"]) == summary["counts"]["other"]
+    assert [r["status"] for r in json.loads((out / "batch.json").read_text())["slides"]] == [
+        table[stem]["status"] for stem in table
+    ]
+    assert not (out / ".partial").exists()
+
+
+def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
+    slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path
+) -> None:
+    """First run: once a slide is done, SIGKILL the worker (no retries: its slide fails),
+    then terminate the batch. Rerun: the done slide is kept, the rest are (re)done."""
+    out = tmp_path / "results"
+    process = subprocess.Popen(
+        batch_command(slide_dir, model_path, out, "--workers", "1", "--retries", "0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: list(out.glob("*/summary.json")), process)
+    for worker in worker_processes(process.pid):
+        worker.kill()
+    wait_for(lambda: "failed" in {row["status"] for row in read_table(out).values()}, process)
+    process.terminate()
+    process.wait(timeout=60)
+
+    finished = sorted(p.parent.name for p in out.glob("*/summary.json"))
+    first_table = read_table(out)
+    # the slide(s) Dask had handed to the dead worker failed; the table lists only what ended
+    failed = sorted(stem for stem, row in first_table.items() if row["status"] == "failed")
+    assert finished and failed and set(first_table) == {*finished, *failed}
+    assert len(first_table) < len(reference)
+    for stem in failed:
+        assert "worker died" in first_table[stem]["error"]
+        assert (out / "errors" / f"{stem}.txt").is_file()
+    mtimes = {stem: output_mtimes(out / stem) for stem in finished}
+
+    result = run_cli(slide_dir, model_path, out, "--workers", "1")
+
+    assert result.returncode == 0, result.stderr
+    table = read_table(out)
+    assert counts_by_stem(table) == reference
+    for stem in finished:
+        assert table[stem]["status"] == "skipped"
+        assert output_mtimes(out / stem) == mtimes[stem]
+    assert {row["status"] for stem, row in table.items() if stem not in finished} == {"done"}
+    assert not (out / ".partial").exists()
+    assert not list((out / "errors").iterdir())  # errors of slides since redone are gone
+
+
+def wait_for(condition: Callable[[], object], process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while not condition():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def worker_processes(pid: int) -> list[psutil.Process]:
+    """The Dask worker processes a batch spawned (not multiprocessing's resource tracker)."""
+    children = psutil.Process(pid).children(recursive=True)
+    return [child for child in children if "resource_tracker" not in " ".join(child.cmdline())]
+
+
+def test_two_workers_share_the_slides_and_agree_with_one(
+    slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+
+    result = run_cli(slide_dir, model_path, out, "--workers", "2")
+
+    assert result.returncode == 0, result.stderr
+    table = read_table(out)
+    assert counts_by_stem(table) == reference
+    rows = list(table.values())
+    workers = {row["worker"] for row in rows}
+    assert len(workers) == 2
+    # each worker loaded the model once, for its first slide, and reused it after
+    loaded_on = [row["worker"] for row in rows if float(row["model_load_s"]) > 0]
+    assert sorted(loaded_on) == sorted(workers)
+    spans = {
+        worker: [
+            (datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["finished"]))
+            for r in rows
+            if r["worker"] == worker
+        ]
+        for worker in workers
+    }
+    first, second = spans.values()
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in first for b0, b1 in second), spans

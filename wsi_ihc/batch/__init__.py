@@ -1,0 +1,3 @@
+"""Many slides on a Dask cluster: ``discovery`` finds them and names their outputs,
+``cluster`` connects to workers, ``task`` is what a worker does for one slide, ``run``
+submits, skips and records, ``table`` writes ``batch.csv``/``batch.json``."""

@@ -1,0 +1,231 @@
+"""``wsi-ihc batch``: a folder (or list) of slides on a Dask cluster, resumably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsi_ihc.cli.options import (
+    device_option,
+    model_option,
+    mpp_option,
+    precision_option,
+    quiet_option,
+)
+
+
+@click.command(short_help="Run many slides on a Dask cluster, resumably.")
+@click.argument(
+    "slides", required=False, type=click.Path(path_type=Path, file_okay=False, exists=True)
+)
+@click.option(
+    "--list",
+    "list_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="File naming one slide per line (instead of SLIDES), relative to the file's folder.",
+)
+@click.option(
+    "--pattern",
+    default="*",
+    show_default=True,
+    help="Glob on the path below SLIDES, e.g. '*.svs' or 'cohort_a/*'.",
+)
+@model_option()
+@click.option(
+    "--out",
+    "out_root",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Results folder: OUT/<stem>/ per slide, OUT/batch.csv, OUT/batch.json, OUT/errors/.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Address (tcp://host:8786) or scheduler file of a running Dask cluster.",
+)
+@click.option(
+    "--cluster",
+    "cluster_kind",
+    type=click.Choice(["local", "slurm", "pbs"]),
+    default="local",
+    show_default=True,
+    help="Start workers here, or as SLURM/PBS jobs (dask-jobqueue).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="SLURM/PBS jobs to submit (one worker each).",
+)
+@click.option(
+    "--cluster-config",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="dask-jobqueue YAML for --cluster slurm|pbs (see workflows/jobqueue.yaml).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local workers [default: one per GPU, else one per 8 cores].",
+)
+@click.option(
+    "--dashboard",
+    "dashboard_address",
+    default=":8787",
+    show_default=True,
+    help="Dashboard address of a cluster started here (':0' for any free port).",
+)
+@click.option(
+    "--force", is_flag=True, help="Redo slides that already have OUT/<stem>/summary.json."
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Re-runs of a slide after its worker died or a non-slide error.",
+)
+@device_option
+@precision_option
+@mpp_option
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Peak probability threshold [default: the checkpoint's].",
+)
+@click.option(
+    "--min-distance-um",
+    type=float,
+    default=None,
+    help="Minimum distance between cells in µm [default: the checkpoint's].",
+)
+@click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included.")
+@click.option(
+    "--batch-size", type=int, default=16, show_default=True, help="Tiles per forward pass."
+)
+@click.option(
+    "--block-tiles",
+    type=int,
+    default=4,
+    show_default=True,
+    help="A block (one Zarr chunk) is N×N tiles.",
+)
+@click.option(
+    "--read-workers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Threads per worker reading the slide beside the model.",
+)
+@quiet_option
+def batch(
+    slides: Path | None,
+    list_file: Path | None,
+    pattern: str,
+    model_path: Path,
+    out_root: Path,
+    scheduler: str | None,
+    cluster_kind: str,
+    jobs: int,
+    cluster_config: Path | None,
+    workers: int | None,
+    dashboard_address: str,
+    force: bool,
+    retries: int,
+    device: str | None,
+    precision: str,
+    mpp: float | None,
+    threshold: float | None,
+    min_distance_um: float | None,
+    no_tissue_mask: bool,
+    batch_size: int,
+    block_tiles: int,
+    read_workers: int,
+    quiet: bool,
+) -> None:
+    """Detect and count cells in every slide under SLIDES (recursive) or named by --list.
+
+    A slide already done (OUT/<stem>/summary.json) is skipped, so rerunning after a crash
+    or a kill finishes the rest. A slide that fails is recorded in OUT/batch.csv and
+    OUT/errors/<stem>.txt and the others go on; the exit status is 1 if any failed.
+    """
+    import signal
+    import sys
+
+    from wsi_ihc.batch.cluster import ClusterSpec, connect
+    from wsi_ihc.batch.discovery import find_slides, read_slide_list
+    from wsi_ihc.batch.run import BatchOptions, run_batch
+    from wsi_ihc.cli.logs import setup_logging
+    from wsi_ihc.errors import ConfigError
+    from wsi_ihc.infer.run import InferSettings
+    from wsi_ihc.model.checkpoint import read_card
+
+    setup_logging(quiet)
+    if (slides is None) == (list_file is None):
+        raise ConfigError("give a folder of slides or --list FILE (one of them)")
+    read_card(model_path)  # a bad checkpoint is one error now, not one per slide
+    jobs_list = (
+        read_slide_list(list_file)
+        if list_file is not None
+        else find_slides(slides, pattern, exclude=out_root)
+    )
+    if not jobs_list:
+        raise ConfigError(f"{slides}: no slides match {pattern!r}")
+    settings = InferSettings(
+        model_path=model_path.resolve(),
+        device=device,
+        precision=precision,
+        threshold=threshold,
+        min_distance_um=min_distance_um,
+        mpp=mpp,
+        tissue_mask=not no_tissue_mask,
+        batch_size=batch_size,
+        block_tiles=block_tiles,
+        read_workers=read_workers,
+        quiet=True,
+    )
+    spec = ClusterSpec(
+        kind=cluster_kind,
+        scheduler=scheduler,
+        workers=workers,
+        jobs=jobs,
+        device=device,
+        retries=retries,
+        config=cluster_config,
+        dashboard_address=dashboard_address,
+    )
+    # A terminated batch closes its cluster (and worker processes) on the way out.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        with connect(spec) as connection:
+            if not quiet:
+                click.echo(f"{len(jobs_list)} slides; {connection.description}", err=True)
+                if connection.client.dashboard_link:
+                    click.echo(f"Dask dashboard: {connection.client.dashboard_link}", err=True)
+            table = run_batch(
+                jobs_list,
+                out_root.resolve(),
+                settings,
+                connection,
+                BatchOptions(force=force, retries=retries, quiet=quiet),
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    counts = table.counts()
+    for row in table.rows():
+        if row["status"] == "failed":
+            error = row["error"]  # slide errors name their file; others get it here
+            line = error if row["slide"] in error else f"{row['slide']}: {error}"
+            click.echo(f"failed: {line}", err=True)
+    if not quiet:
+        click.echo(
+            f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed: "
+            f"{table.csv_path}",
+            err=True,
+        )
+    if counts["failed"]:
+        sys.exit(1)
