@@ -69,7 +69,11 @@ class ModelCard:
 
 
 def save_checkpoint(path: Path, model: MultiTaskNet, card: ModelCard) -> None:
-    """Write weights + card atomically (temporary name, then rename)."""
+    """Write weights + card atomically (temporary name, then rename).
+
+    The card's architecture is taken from the model itself, so the two cannot disagree.
+    """
+    card = replace(card, network=model.config)
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
     }
@@ -104,15 +108,31 @@ def load_checkpoint(
         wanted = model.state_dict().keys()
         stored = set(handle.keys())
         state = {key: handle.get_tensor(key) for key in wanted if key in stored}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise CheckpointError(
-            f"{path}: weights do not fit the {card.network.encoder} network its card "
-            f"describes ({first})"
-        ) from exc
+    _check_fits(path, card, model.state_dict(), state)
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), card
+
+
+def _check_fits(
+    path: Path, card: ModelCard, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]
+) -> None:
+    """One line saying how the weights differ from the network the card describes."""
+    missing = [key for key in expected if key not in found]
+    misshapen = [
+        key for key in found if key in expected and found[key].shape != expected[key].shape
+    ]
+    if not missing and not misshapen:
+        return
+    first = missing[0] if missing else misshapen[0]
+    detail = (
+        f"{len(missing)} tensors missing"
+        if missing
+        else f"{len(misshapen)} tensors of other shapes"
+    )
+    raise CheckpointError(
+        f"{path}: weights do not fit the {card.network.encoder} network its card describes "
+        f"({detail}, first {first!r})"
+    )
 
 
 def model_id(path: Path) -> str:

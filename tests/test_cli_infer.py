@@ -1,0 +1,177 @@
+"""`wsi-ihc infer` as a user runs it, and every bad input the issue lists."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wsi_ihc.cli import cli
+
+
+def _run(*args: str | Path) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def _assert_no_results(out: Path) -> None:
+    """Nothing that looks like a finished (or half-finished) slide folder."""
+    leftovers = list(out.iterdir()) if out.exists() else []
+    assert leftovers == [], leftovers
+
+
+def test_infer_cli_writes_every_output(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    result = _run(
+        "infer", synthetic_slide, "--model", tiny_checkpoint, "--out", tmp_path, "--device", "cpu"
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "synthetic"
+    for name in ("probabilities.zarr", "cells.csv", "cells.geojson", "summary.json", "overlay.png"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["device"] == "cpu"
+    assert summary["model_id"].startswith("model-")
+    assert f"positive {summary['counts']['positive']}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("unopenable.tiff", "OpenSlide cannot open it"),
+        ("unreadable.svs", "cannot read pixels"),
+        ("boxes.png", "--mpp"),
+    ],
+)
+def test_broken_slides_are_one_line_errors(
+    slides_dir: Path, tiny_checkpoint: Path, tmp_path: Path, name: str, needle: str
+) -> None:
+    out = tmp_path / "out"
+    result = _run("infer", slides_dir / name, "--model", tiny_checkpoint, "--out", out)
+    _assert_one_line_error(result, name, needle)
+    _assert_no_results(out)
+
+
+def test_png_with_mpp_runs(slides_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = _run(
+        "infer",
+        slides_dir / "boxes.png",
+        "--model",
+        tiny_checkpoint,
+        "--out",
+        tmp_path,
+        "--mpp",
+        "0.5",
+        "--no-tissue-mask",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "boxes" / "summary.json").read_text())
+    assert summary["mpp"] == 0.5 and summary["vendor"].startswith("tiatoolbox")
+
+
+def test_missing_file_and_directory(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _assert_one_line_error(
+        _run("infer", tmp_path / "nope.svs", "--model", tiny_checkpoint, "--out", out),
+        "nope.svs",
+        "no such file",
+    )
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _assert_one_line_error(
+        _run("infer", folder, "--model", tiny_checkpoint, "--out", out), "folder", "directory"
+    )
+    _assert_no_results(out)
+
+
+def test_empty_tissue_slide_warns_and_counts_zero(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from wsi_ihc.synth import make_slide
+
+    slide = tmp_path / "glass.svs"
+    make_slide(slide, 1024, 1024, seed=2, tissue=False)
+    result = CliRunner().invoke(
+        cli, ["infer", str(slide), "--model", str(tiny_checkpoint), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no tissue found" in result.output and "glass.svs" in result.output
+    summary = json.loads((tmp_path / "out" / "glass" / "summary.json").read_text())
+    assert summary["total_cells"] == 0
+
+
+def test_checkpoint_for_another_architecture(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A card saying resnet34 over resnet18 weights, a corrupt file, a foreign safetensors."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_checkpoint), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - not a dict
+    wrong = tmp_path / "wrong.ckpt"
+    save_file(
+        tensors, str(wrong), metadata={**meta, "card": meta["card"].replace("resnet18", "resnet34")}
+    )
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(foreign))
+    out = tmp_path / "out"
+    for path, needle in (
+        (wrong, "do not fit the resnet34"),
+        (corrupt, "not a wsi-ihc checkpoint"),
+        (foreign, "not a wsi-ihc checkpoint"),
+    ):
+        _assert_one_line_error(
+            _run("infer", synthetic_slide, "--model", path, "--out", out), path.name, needle
+        )
+    _assert_no_results(out)
+
+
+def test_failure_mid_run_leaves_no_complete_looking_folder(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A slide that breaks after opening leaves neither its folder nor a partial one."""
+    broken = tmp_path / "truncated.svs"
+    data = synthetic_slide.read_bytes()
+    broken.write_bytes(data[: len(data) // 3])
+    out = tmp_path / "out"
+    result = _run("infer", broken, "--model", tiny_checkpoint, "--out", out)
+    assert result.exit_code == 1
+    assert "truncated.svs" in result.output
+    _assert_no_results(out)
+
+
+def test_help_does_not_import_torch() -> None:
+    """`wsi-ihc --help` stays instant: no heavy import behind the command group."""
+    heavy = "('torch', 'dask', 'tiatoolbox', 'openslide', 'zarr')"
+    code = (
+        "import sys; from wsi_ihc.cli import cli; cli(['--help'], standalone_mode=False); "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().endswith("[]"), result.stdout
+    assert "infer" in result.stdout and "batch" in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("wsi-ihc") or str(Path(sys.executable).with_name("wsi-ihc"))
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert "wsi-ihc" in result.stdout

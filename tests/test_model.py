@@ -1,0 +1,98 @@
+"""Network, checkpoint format and tile prediction on small inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wsi_ihc.errors import CheckpointError, ConfigError
+from wsi_ihc.infer.predict import TilePredictor, predict_cells
+from wsi_ihc.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
+from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+
+
+@pytest.mark.parametrize("decoders", [("main",), ("main", "dynamic"), ("main", "dynamic", "prior")])
+def test_forward_returns_one_map_set_per_decoder(decoders: tuple[str, ...]) -> None:
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=decoders))
+    out = net(torch.rand(2, 3, 64, 64))
+    assert set(out) == set(decoders)
+    channels = {"main": 2, "dynamic": 2, "prior": 1}
+    for name, logits in out.items():
+        assert logits.shape == (2, channels[name], 64, 64)
+    out["main"].sum().backward()
+    assert net.encoder.conv1.weight.grad is not None
+
+
+def test_unknown_encoder_and_decoder_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="resnet18"):
+        NetworkConfig(encoder="resnet_nope")
+    with pytest.raises(ConfigError, match="main"):
+        NetworkConfig(decoders=("dynamic",))
+
+
+def test_checkpoint_round_trip_builds_only_what_is_asked(tmp_path: Path) -> None:
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main", "dynamic", "prior")))
+    card = ModelCard(network=net.config, mpp=0.5, tile_px=128, training={"epochs": 3})
+    path = tmp_path / "model.ckpt"
+    save_checkpoint(path, net, card)
+    assert read_card(path) == card
+    main_only, loaded = load_checkpoint(path)
+    assert list(main_only.decoders) == ["main"] and loaded == card
+    x = torch.rand(2, 3, 64, 64)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(main_only(x)["main"], net(x)["main"])
+    main_path = tmp_path / "main.ckpt"
+    save_checkpoint(main_path, main_only, card)
+    with pytest.raises(CheckpointError, match="not \\['prior'\\]"):
+        load_checkpoint(main_path, decoders=("main", "prior"))
+
+
+def test_predict_matches_one_full_tile_and_handles_any_size() -> None:
+    torch.manual_seed(0)
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",))).eval()
+    card = ModelCard(network=net.config, mpp=0.5, tile_px=64)
+    predictor = TilePredictor(net, card, device="cpu", precision="fp32")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (100, 70, 3), dtype=np.uint8)
+    probs = predictor.predict(image)
+    assert probs.shape == (2, 100, 70) and probs.dtype == np.float32
+    assert probs.min() >= 0 and probs.max() <= 1
+    # A region exactly one tile big gives the tile's core straight from the network.
+    tile = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    core = predictor.predict_region(tile)
+    x = (
+        torch.from_numpy(tile).permute(2, 0, 1)[None].float() / 255
+        - torch.tensor(card.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(card.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        direct = torch.sigmoid(net(x)["main"])[0, :, 8:56, 8:56].numpy()
+    np.testing.assert_allclose(core.astype(np.float32), direct, atol=1e-3)
+
+
+def test_predict_cells_rescales_to_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image at 0.25 µm/px through a 0.5 µm/px model: cells come back in image pixels."""
+    from stain_model import StainSmoothing, stain_card
+
+    from wsi_ihc.synth import make_scene, render_region
+
+    scene = make_scene(400, 400, seed=5, mpp=0.25)
+    image = render_region(scene, 0, 0, 400, 400)
+    card = stain_card(mpp=0.5)
+    predictor = TilePredictor(StainSmoothing(card), card, device="cpu", precision="fp32")
+    cells = predict_cells(predictor, image, image_mpp=0.25)
+    truth = scene.truth()
+    from wsi_ihc.evaluate import score_image
+
+    assert score_image(cells, truth, radius_px=16).group("agnostic").f1 > 0.8
+
+
+def test_fp16_on_cpu_is_refused() -> None:
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
+    with pytest.raises(ConfigError, match="fp16"):
+        TilePredictor(
+            net, ModelCard(network=net.config, mpp=0.5, tile_px=64), device="cpu", precision="fp16"
+        )
