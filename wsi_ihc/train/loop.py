@@ -97,6 +97,10 @@ def run_stage(
                "seconds": round(time.perf_counter() - began, 2)}
         _append_row(metrics_path, row)
         _save(state_path, model, optimizer, epoch, best, rng)
+        if not spec.quiet:
+            score = f", val score {metrics['score']:.4f}" if metrics else ""
+            tqdm.write(f"{spec.name} epoch {epoch}/{spec.epochs}: loss {terms['total']:.4f}"
+                       f"{score}, {row['crops_per_s']} crops/s, {row['seconds']} s")
     return StageResult(best["epoch"], best["metrics"], crops / seconds if seconds else 0.0)
 
 
