@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import (
-    device_option,
-    model_option,
-    mpp_option,
-    precision_option,
-    quiet_option,
-)
+from wsi_ihc.cli.options import inference_options, model_option, quiet_option
 
 
 @click.command(short_help="Run many slides on a Dask cluster, resumably.")
@@ -88,39 +82,7 @@ from wsi_ihc.cli.options import (
     show_default=True,
     help="Re-runs of a slide after its worker died or a non-slide error.",
 )
-@device_option
-@precision_option
-@mpp_option
-@click.option(
-    "--threshold",
-    type=float,
-    default=None,
-    help="Peak probability threshold [default: the checkpoint's].",
-)
-@click.option(
-    "--min-distance-um",
-    type=float,
-    default=None,
-    help="Minimum distance between cells in µm [default: the checkpoint's].",
-)
-@click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included.")
-@click.option(
-    "--batch-size", type=int, default=16, show_default=True, help="Tiles per forward pass."
-)
-@click.option(
-    "--block-tiles",
-    type=int,
-    default=4,
-    show_default=True,
-    help="A block (one Zarr chunk) is N×N tiles.",
-)
-@click.option(
-    "--read-workers",
-    type=int,
-    default=2,
-    show_default=True,
-    help="Threads per worker reading the slide beside the model.",
-)
+@inference_options
 @quiet_option
 def batch(
     slides: Path | None,
@@ -136,15 +98,7 @@ def batch(
     dashboard_address: str,
     force: bool,
     retries: int,
-    device: str | None,
-    precision: str,
-    mpp: float | None,
-    threshold: float | None,
-    min_distance_um: float | None,
-    no_tissue_mask: bool,
-    batch_size: int,
-    block_tiles: int,
-    read_workers: int,
+    inference: dict,
     quiet: bool,
 ) -> None:
     """Detect and count cells in every slide under SLIDES (recursive) or named by --list.
@@ -175,25 +129,13 @@ def batch(
     )
     if not jobs_list:
         raise ConfigError(f"{slides}: no slides match {pattern!r}")
-    settings = InferSettings(
-        model_path=model_path.resolve(),
-        device=device,
-        precision=precision,
-        threshold=threshold,
-        min_distance_um=min_distance_um,
-        mpp=mpp,
-        tissue_mask=not no_tissue_mask,
-        batch_size=batch_size,
-        block_tiles=block_tiles,
-        read_workers=read_workers,
-        quiet=True,
-    )
+    settings = InferSettings(model_path=model_path.resolve(), quiet=True, **inference)
     spec = ClusterSpec(
         kind=cluster_kind,
         scheduler=scheduler,
         workers=workers,
         jobs=jobs,
-        device=device,
+        device=inference["device"],
         retries=retries,
         config=cluster_config,
         dashboard_address=dashboard_address,

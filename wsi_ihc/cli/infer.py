@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import (
-    device_option,
-    model_option,
-    mpp_option,
-    precision_option,
-    quiet_option,
-)
+from wsi_ihc.cli.options import inference_options, model_option, quiet_option
 
 
 @click.command(short_help="Detect and classify cells in one slide.")
@@ -26,55 +20,9 @@ from wsi_ihc.cli.options import (
     show_default=True,
     help="Results go to OUT/<slide stem>/.",
 )
-@device_option
-@precision_option
-@mpp_option
-@click.option(
-    "--threshold",
-    type=float,
-    default=None,
-    help="Peak probability threshold [default: the checkpoint's].",
-)
-@click.option(
-    "--min-distance-um",
-    type=float,
-    default=None,
-    help="Minimum distance between cells in µm [default: the checkpoint's].",
-)
-@click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included.")
-@click.option(
-    "--batch-size", type=int, default=16, show_default=True, help="Tiles per forward pass."
-)
-@click.option(
-    "--block-tiles",
-    type=int,
-    default=4,
-    show_default=True,
-    help="A block (one Dask task, one Zarr chunk) is N×N tiles.",
-)
-@click.option(
-    "--read-workers",
-    type=int,
-    default=2,
-    show_default=True,
-    help="Threads reading and decoding the slide beside the model.",
-)
+@inference_options
 @quiet_option
-def infer(
-    slide: Path,
-    model_path: Path,
-    out_root: Path,
-    device: str | None,
-    precision: str,
-    mpp: float | None,
-    threshold: float | None,
-    min_distance_um: float | None,
-    no_tissue_mask: bool,
-    batch_size: int,
-    block_tiles: int,
-    read_workers: int,
-    quiet: bool,
-) -> None:
+def infer(slide: Path, model_path: Path, out_root: Path, inference: dict, quiet: bool) -> None:
     """Detect and classify cells in SLIDE (.svs, .ndpi, .mrxs, .tiff, DICOM, OME-TIFF, or a
     PNG/JPEG/TIFF image with --mpp) and write OUT/<stem>/: probabilities.zarr, cells.csv,
     cells.geojson (QuPath detections), summary.json and overlay.png."""
@@ -82,19 +30,7 @@ def infer(
     from wsi_ihc.infer.run import InferSettings, infer_slide
 
     setup_logging(quiet)
-    settings = InferSettings(
-        model_path=model_path,
-        device=device,
-        precision=precision,
-        threshold=threshold,
-        min_distance_um=min_distance_um,
-        mpp=mpp,
-        tissue_mask=not no_tissue_mask,
-        batch_size=batch_size,
-        block_tiles=block_tiles,
-        read_workers=read_workers,
-        quiet=quiet,
-    )
+    settings = InferSettings(model_path=model_path, quiet=quiet, **inference)
     summary = infer_slide(slide, out_root, settings)
     if not quiet:
         click.echo(format_summary(summary))

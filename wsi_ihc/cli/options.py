@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -50,3 +51,69 @@ def model_option(required: bool = True) -> Callable[[F], F]:
         required=required,
         help="Checkpoint written by `wsi-ihc train` (model.ckpt).",
     )
+
+
+#: InferSettings fields set by :func:`inference_options`, in the order they are shown.
+_INFERENCE_FIELDS = (
+    "device",
+    "precision",
+    "mpp",
+    "threshold",
+    "min_distance_um",
+    "no_tissue_mask",
+    "batch_size",
+    "block_tiles",
+    "read_workers",
+)
+
+
+def inference_options(func: F) -> F:
+    """The options of one slide's inference, shared by ``infer`` and ``batch``.
+
+    The command receives them as one dict, ``inference``, of InferSettings fields.
+    """
+
+    @functools.wraps(func)
+    def collect(**kwargs: object) -> object:
+        values = {name: kwargs.pop(name) for name in _INFERENCE_FIELDS}
+        values["tissue_mask"] = not values.pop("no_tissue_mask")
+        return func(inference=values, **kwargs)
+
+    decorators = [
+        device_option,
+        precision_option,
+        mpp_option,
+        click.option(
+            "--threshold",
+            type=float,
+            default=None,
+            help="Peak probability threshold [default: the checkpoint's].",
+        ),
+        click.option(
+            "--min-distance-um",
+            type=float,
+            default=None,
+            help="Minimum distance between cells in µm [default: the checkpoint's].",
+        ),
+        click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included."),
+        click.option(
+            "--batch-size", type=int, default=16, show_default=True, help="Tiles per forward pass."
+        ),
+        click.option(
+            "--block-tiles",
+            type=int,
+            default=4,
+            show_default=True,
+            help="A block (one Dask task, one Zarr chunk) is N×N tiles.",
+        ),
+        click.option(
+            "--read-workers",
+            type=int,
+            default=2,
+            show_default=True,
+            help="Threads reading and decoding the slide beside the model.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        collect = decorator(collect)
+    return collect  # type: ignore[return-value]
