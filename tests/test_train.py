@@ -39,8 +39,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-TINY = ["--encoder", "resnet18", "--encoder-weights", "none", "--crop-px", "64",
-        "--batch-size", "4", "--precision", "fp32", "--quiet"]
+TINY = [
+    "--encoder",
+    "resnet18",
+    "--encoder-weights",
+    "none",
+    "--crop-px",
+    "64",
+    "--batch-size",
+    "4",
+    "--precision",
+    "fp32",
+    "--quiet",
+]
 
 
 # --- augmentation -----------------------------------------------------------------------
@@ -76,8 +87,9 @@ def test_random_crops_move_points_with_pixels_under_scale_jitter():
     )
     marks = marked(cells, 100)[:80]
     image = np.repeat((marks * 255).astype(np.uint8)[..., None], 3, axis=2)
-    config = AugmentConfig(crop_px=48, scale_jitter=0.2, hed_scale=0, hed_shift=0,
-                           brightness=0, contrast=0)
+    config = AugmentConfig(
+        crop_px=48, scale_jitter=0.2, hed_scale=0, hed_shift=0, brightness=0, contrast=0
+    )
     seen = 0
     for _ in range(30):
         crop = random_crop(image, marks[None], cells, config, rng)
@@ -94,8 +106,13 @@ def test_random_crops_move_points_with_pixels_under_scale_jitter():
 def test_colour_jitter_keeps_range_and_changes_stain():
     rng = np.random.default_rng(2)
     image = rng.integers(60, 220, (32, 32, 3)).astype(np.uint8)
-    crop = random_crop(image, np.zeros((0, 32, 32), np.float32), Cells.empty(),
-                       AugmentConfig(crop_px=32, scale_jitter=0, flips=False), rng)
+    crop = random_crop(
+        image,
+        np.zeros((0, 32, 32), np.float32),
+        Cells.empty(),
+        AugmentConfig(crop_px=32, scale_jitter=0, flips=False),
+        rng,
+    )
     assert crop.image.dtype == np.float32 and crop.image.min() >= 0 and crop.image.max() <= 1
     assert np.abs(crop.image - image / 255).mean() > 1e-3
 
@@ -113,8 +130,10 @@ def test_resample_scales_points_about_the_pixel_corner():
 
 
 def test_split_is_by_image_seeded_and_disjoint():
-    images = [TrainingImage(f"t{i}", Path(f"t{i}.png"), np.zeros((4, 4, 3), np.uint8),
-                            Cells.empty()) for i in range(10)]
+    images = [
+        TrainingImage(f"t{i}", Path(f"t{i}.png"), np.zeros((4, 4, 3), np.uint8), Cells.empty())
+        for i in range(10)
+    ]
     train, val = split_by_image(images, 0.2, seed=3)
     _, again_val = split_by_image(images, 0.2, seed=3)
     assert [i.name for i in val] == [i.name for i in again_val] and len(val) == 2
@@ -127,8 +146,16 @@ def test_split_is_by_image_seeded_and_disjoint():
 
 
 def tiny_config(tmp_path: Path, variant: str = "full") -> TrainConfig:
-    return TrainConfig(data=tmp_path, out=tmp_path / "run", data_mpp=0.5, model_mpp=0.5,
-                       encoder="resnet18", encoder_weights=None, variant=variant, crop_px=64)
+    return TrainConfig(
+        data=tmp_path,
+        out=tmp_path / "run",
+        data_mpp=0.5,
+        model_mpp=0.5,
+        encoder="resnet18",
+        encoder_weights=None,
+        variant=variant,
+        crop_px=64,
+    )
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -159,12 +186,25 @@ def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_state(tmp
         loss = outputs["main"].float().mean() * (math.nan if calls["n"] > 3 else 1.0)
         return {"total": loss}
 
-    spec = StageSpec("train", tmp_path, epochs=3, iterations=2, device=torch.device("cpu"),
-                     precision="fp32", quiet=True)
+    spec = StageSpec(
+        "train",
+        tmp_path,
+        epochs=3,
+        iterations=2,
+        device=torch.device("cpu"),
+        precision="fp32",
+        quiet=True,
+    )
     with pytest.raises(WsiIhcError, match=r"not finite at epoch 2, iteration 2.*last\.pt"):
-        run_stage(spec, model, torch.optim.Adam(model.parameters()),
-                  lambda rng: {"image": torch.from_numpy(rng.random((2, 3, 8, 8), np.float32))},
-                  loss_fn, np.random.default_rng(0), resume=False)
+        run_stage(
+            spec,
+            model,
+            torch.optim.Adam(model.parameters()),
+            lambda rng: {"image": torch.from_numpy(rng.random((2, 3, 8, 8), np.float32))},
+            loss_fn,
+            np.random.default_rng(0),
+            resume=False,
+        )
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -192,8 +232,19 @@ def rows(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def main_run(tiles: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "main"
-    result = run_cli("--data", tiles, "--out", out, "--variant", "main", "--epochs", 2,
-                     "--iterations-per-epoch", 8, *TINY)
+    result = run_cli(
+        "--data",
+        tiles,
+        "--out",
+        out,
+        "--variant",
+        "main",
+        "--epochs",
+        2,
+        "--iterations-per-epoch",
+        8,
+        *TINY,
+    )
     assert result.exit_code == 0, result.output
     assert "crops/s" in result.output
     return out
@@ -206,8 +257,16 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(main_run: Path, 
     record = json.loads((main_run / "config.json").read_text())
     trained_f1 = record["result"]["val"]["score"]
 
-    config = TrainConfig(data=tiles, out=main_run, data_mpp=0.5, model_mpp=0.5,
-                         encoder="resnet18", encoder_weights=None, variant="main", crop_px=64)
+    config = TrainConfig(
+        data=tiles,
+        out=main_run,
+        data_mpp=0.5,
+        model_mpp=0.5,
+        encoder="resnet18",
+        encoder_weights=None,
+        variant="main",
+        crop_px=64,
+    )
     card = make_card(config, ("main",))
     torch.manual_seed(config.seed)
     untrained = build_model(config, ("main",))
@@ -233,8 +292,17 @@ def test_checkpoint_has_a_filled_card_and_loads_main_only(main_run: Path):
 
 def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Path, tmp_path: Path):
     out = tmp_path / "resumed"
-    common = ["--data", tiles, "--out", out, "--variant", "main",
-              "--iterations-per-epoch", 8, *TINY]
+    common = [
+        "--data",
+        tiles,
+        "--out",
+        out,
+        "--variant",
+        "main",
+        "--iterations-per-epoch",
+        8,
+        *TINY,
+    ]
     assert run_cli(*common, "--epochs", 1).exit_code == 0
     again = run_cli(*common, "--epochs", 2)
     assert again.exit_code == 1 and "--resume" in again.output
@@ -251,8 +319,20 @@ def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Pa
 
 def test_full_variant_caches_priors_once_and_saves_three_decoders(tiles: Path, tmp_path: Path):
     out = tmp_path / "full"
-    common = ["--data", tiles, "--out", out, "--prior-epochs", 1, "--iterations-per-epoch", 2,
-              *TINY[:-3], "--precision", "bf16", "--quiet"]
+    common = [
+        "--data",
+        tiles,
+        "--out",
+        out,
+        "--prior-epochs",
+        1,
+        "--iterations-per-epoch",
+        2,
+        *TINY[:-3],
+        "--precision",
+        "bf16",
+        "--quiet",
+    ]
     result = run_cli(*common, "--epochs", 1)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "config.json").read_text())
@@ -303,8 +383,9 @@ def one_error_line(result: Result, *needles: str) -> None:
     ],
     ids=["outside", "empty", "unknown-label", "unreadable-image"],
 )
-def test_bad_inputs_give_one_line_naming_the_file(tmp_path: Path, file: str, content: str,
-                                                  needle: str):
+def test_bad_inputs_give_one_line_naming_the_file(
+    tmp_path: Path, file: str, content: str, needle: str
+):
     folder = bad_folder(tmp_path)
     (folder / file).write_text(content)
     result = run_cli("--data", folder, "--out", tmp_path / "run", *TINY)
@@ -319,5 +400,9 @@ def test_data_without_pixel_size_asks_for_mpp(tmp_path: Path):
 
 def test_contradicting_options_are_one_line(tmp_path: Path):
     folder = bad_folder(tmp_path)
-    one_error_line(run_cli("--data", folder, "--out", tmp_path / "run", *TINY[:-1],
-                           "--crop-px", "50", "--quiet"), "--crop-px")
+    one_error_line(
+        run_cli(
+            "--data", folder, "--out", tmp_path / "run", *TINY[:-1], "--crop-px", "50", "--quiet"
+        ),
+        "--crop-px",
+    )

@@ -10,46 +10,118 @@ from wsi_ihc.cli.options import device_option, mpp_option, precision_option, qui
 
 
 @click.command(short_help="Train a model from point annotations.")
-@click.option("--data", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Run folder: model.ckpt, last.pt, metrics.csv, config.json, prior/.")
-@click.option("--encoder", default="resnet101", show_default=True,
-              help="Encoder name (segmentation_models_pytorch, or tu-<timm name>).")
-@click.option("--encoder-weights", type=click.Choice(["imagenet", "none"]), default="imagenet",
-              show_default=True, help="Encoder initialisation (imagenet needs a download once).")
-@click.option("--variant", type=click.Choice(["main", "main+dynamic", "full"]), default="full",
-              show_default=True, help="Decoders trained: the paper's ablation names.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Run folder: model.ckpt, last.pt, metrics.csv, config.json, prior/.",
+)
+@click.option(
+    "--encoder",
+    default="resnet101",
+    show_default=True,
+    help="Encoder name (segmentation_models_pytorch, or tu-<timm name>).",
+)
+@click.option(
+    "--encoder-weights",
+    type=click.Choice(["imagenet", "none"]),
+    default="imagenet",
+    show_default=True,
+    help="Encoder initialisation (imagenet needs a download once).",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["main", "main+dynamic", "full"]),
+    default="full",
+    show_default=True,
+    help="Decoders trained: the paper's ablation names.",
+)
 @click.option("--epochs", type=int, default=50, show_default=True, help="Epochs of stage 2.")
-@click.option("--prior-epochs", type=int, default=10, show_default=True,
-              help="Epochs of the stage-1 prior model (variant full only).")
+@click.option(
+    "--prior-epochs",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Epochs of the stage-1 prior model (variant full only).",
+)
 @mpp_option
-@click.option("--model-mpp", type=float, default=None,
-              help="Train at this pixel size, µm/px (crops are resampled) [default: the data's].")
-@click.option("--crop-px", type=int, default=256, show_default=True,
-              help="Square crop at the model mpp; also the tile size at inference.")
+@click.option(
+    "--model-mpp",
+    type=float,
+    default=None,
+    help="Train at this pixel size, µm/px (crops are resampled) [default: the data's].",
+)
+@click.option(
+    "--crop-px",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Square crop at the model mpp; also the tile size at inference.",
+)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--iterations-per-epoch", type=int, default=None,
-              help="Batches per epoch [default: one pass over the training area].")
-@click.option("--val-fraction", type=float, default=0.2, show_default=True,
-              help="Share of the images held out (by image, seeded) for validation.")
+@click.option(
+    "--iterations-per-epoch",
+    type=int,
+    default=None,
+    help="Batches per epoch [default: one pass over the training area].",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Share of the images held out (by image, seeded) for validation.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @precision_option
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
-@click.option("--class-map", default=None,
-              help="Extra label names, e.g. 'ki67+=positive,lymph=other'.")
-@click.option("--cell-radius-um", type=float, default=2.0, show_default=True,
-              help="Radius of the circle masks (and the scale of the dynamic masks), µm.")
-@click.option("--match-radius-um", type=float, default=2.5, show_default=True,
-              help="A detection within this distance of a same-class point is a hit (validation).")
+@click.option(
+    "--class-map", default=None, help="Extra label names, e.g. 'ki67+=positive,lymph=other'."
+)
+@click.option(
+    "--cell-radius-um",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Radius of the circle masks (and the scale of the dynamic masks), µm.",
+)
+@click.option(
+    "--match-radius-um",
+    type=float,
+    default=2.5,
+    show_default=True,
+    help="A detection within this distance of a same-class point is a hit (validation).",
+)
 @quiet_option
 def train(
-    data: Path, out: Path, encoder: str, encoder_weights: str, variant: str, epochs: int,
-    prior_epochs: int, mpp: float | None, model_mpp: float | None, crop_px: int,
-    batch_size: int, iterations_per_epoch: int | None, val_fraction: float, seed: int,
-    device: str | None, precision: str, resume: bool, class_map: str | None,
-    cell_radius_um: float, match_radius_um: float, quiet: bool,
+    data: Path,
+    out: Path,
+    encoder: str,
+    encoder_weights: str,
+    variant: str,
+    epochs: int,
+    prior_epochs: int,
+    mpp: float | None,
+    model_mpp: float | None,
+    crop_px: int,
+    batch_size: int,
+    iterations_per_epoch: int | None,
+    val_fraction: float,
+    seed: int,
+    device: str | None,
+    precision: str,
+    resume: bool,
+    class_map: str | None,
+    cell_radius_um: float,
+    match_radius_um: float,
+    quiet: bool,
 ) -> None:
     """Train on annotated images in DATA and write the best model to OUT/model.ckpt.
 
@@ -67,12 +139,24 @@ def train(
         raise ConfigError(f"{data}: training data folder not found")
     data_mpp = folder_mpp(data, mpp)
     config = TrainConfig(
-        data=data, out=out, data_mpp=data_mpp, model_mpp=model_mpp or data_mpp,
-        encoder=encoder, encoder_weights=None if encoder_weights == "none" else encoder_weights,
-        variant=variant, epochs=epochs, prior_epochs=prior_epochs, crop_px=crop_px,
-        batch_size=batch_size, iterations_per_epoch=iterations_per_epoch,
-        val_fraction=val_fraction, seed=seed, device=device or default_device(),
-        precision=precision, class_map=class_map, cell_radius_um=cell_radius_um,
+        data=data,
+        out=out,
+        data_mpp=data_mpp,
+        model_mpp=model_mpp or data_mpp,
+        encoder=encoder,
+        encoder_weights=None if encoder_weights == "none" else encoder_weights,
+        variant=variant,
+        epochs=epochs,
+        prior_epochs=prior_epochs,
+        crop_px=crop_px,
+        batch_size=batch_size,
+        iterations_per_epoch=iterations_per_epoch,
+        val_fraction=val_fraction,
+        seed=seed,
+        device=device or default_device(),
+        precision=precision,
+        class_map=class_map,
+        cell_radius_um=cell_radius_um,
         match_radius_um=match_radius_um,
     )
     summary = run_training(config, resume=resume, quiet=quiet)
