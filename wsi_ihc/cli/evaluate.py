@@ -22,7 +22,6 @@ from wsi_ihc.cli.options import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from wsi_ihc.evaluate import ImageScores, Table
     from wsi_ihc.infer.predict import TilePredictor
@@ -236,13 +235,16 @@ class EvaluationRun:
         """Choose the peak settings, computing the probability maps once at the model's mpp;
         the cells found with the chosen settings."""
         from wsi_ihc.infer.peaks import find_peaks
+        from wsi_ihc.infer.predict import to_model_pixels
         from wsi_ihc.tune import tune_peaks
 
         card = predictor.card
         scale = self.mpp / card.mpp  # model pixels per image pixel
         images = self._progress(self.images, "inference")
-        maps = [predictor.predict(_resample(image, scale)) for image in images]
-        truths = [_scale_cells(truth, scale) for truth in self.truths]
+        maps = [
+            predictor.predict(to_model_pixels(image, self.mpp, card.mpp)[0]) for image in images
+        ]
+        truths = [truth.rescaled(scale) for truth in self.truths]
         result = tune_peaks(maps, truths, card.mpp, radius_um, thresholds, distances_um)
         click.echo("Peak tuning, best first (score = mean totalF1 of positive, other, agnostic):")
         click.echo(result.format(top=10))
@@ -252,9 +254,7 @@ class EvaluationRun:
             "(the table below is on the tuning data itself)\n"
         )
         min_distance_px = best.min_distance_um / card.mpp
-        preds = [
-            _scale_cells(find_peaks(m, best.threshold, min_distance_px), 1 / scale) for m in maps
-        ]
+        preds = [find_peaks(m, best.threshold, min_distance_px).rescaled(1 / scale) for m in maps]
         return preds, best
 
     def report(
@@ -323,26 +323,6 @@ def _run_model(
         preds = run.predict(predictor, threshold, min_distance_um)
     source["peaks"] = {"threshold": threshold, "min_distance_um": min_distance_um}
     return preds, source
-
-
-def _resample(image: np.ndarray, scale: float) -> np.ndarray:
-    """The image at the model's mpp (as predict_cells resamples it)."""
-    import cv2
-
-    if abs(scale - 1.0) <= 1e-3:
-        return image
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-
-
-def _scale_cells(cells: Cells, scale: float) -> Cells:
-    """Points in image pixels -> model pixels (pixel centres stay centres)."""
-    from wsi_ihc.io.points import Cells
-
-    if abs(scale - 1.0) <= 1e-3:
-        return cells
-    x, y = (cells.x + 0.5) * scale - 0.5, (cells.y + 0.5) * scale - 0.5
-    return Cells(x, y, cells.label, cells.score)
 
 
 def _store_peaks(model_path: Path, threshold: float, min_distance_um: float) -> None:

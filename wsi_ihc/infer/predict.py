@@ -121,6 +121,23 @@ class TilePredictor:
         return self.predict_region(padded)[:, :height, :width].astype(np.float32)
 
 
+def to_model_pixels(
+    image: np.ndarray, image_mpp: float, model_mpp: float
+) -> tuple[np.ndarray, float]:
+    """The image resampled to the model's pixel size, and the factor (model px per image px).
+
+    Area averaging to shrink, bilinear to enlarge; unchanged when the sizes agree.
+    """
+    import cv2
+
+    scale = image_mpp / model_mpp
+    if abs(scale - 1.0) <= 1e-3:
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation), scale
+
+
 def predict_cells(
     predictor: TilePredictor,
     image: np.ndarray,
@@ -133,28 +150,14 @@ def predict_cells(
     The image is resampled to the model's mpp when its own differs; ``None`` parameters
     take the checkpoint's (possibly tuned) defaults.
     """
-    import cv2
-
     from wsi_ihc.infer.peaks import find_peaks
 
     card = predictor.card
-    scale = image_mpp / card.mpp  # model pixels per image pixel
-    if abs(scale - 1.0) > 1e-3:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, size, interpolation=interpolation)
-    probs = predictor.predict(image)
+    resampled, scale = to_model_pixels(image, image_mpp, card.mpp)
     cells = find_peaks(
-        probs,
+        predictor.predict(resampled),
         threshold=card.peak_threshold if threshold is None else threshold,
         min_distance_px=(card.peak_min_distance_um if min_distance_um is None else min_distance_um)
         / card.mpp,
     )
-    if abs(scale - 1.0) <= 1e-3:
-        return cells
-    return Cells(
-        x=(cells.x + 0.5) / scale - 0.5,
-        y=(cells.y + 0.5) / scale - 0.5,
-        label=cells.label,
-        score=cells.score,
-    )
+    return cells.rescaled(1 / scale)

@@ -121,23 +121,7 @@ def read_predictions(
     path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
 ) -> Cells:
     """Predicted points of one image; unlike annotations, a file with no points is valid."""
-    if _has_no_points(path):
-        return Cells.empty()
-    return read_points(path, class_map, image_size=image_size)
-
-
-def _has_no_points(path: Path) -> bool:
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return False  # let read_points report it
-    if path.suffix.lower() == ".csv":
-        return len([line for line in text.splitlines() if line.strip()]) == 1
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("features") == []
+    return read_points(path, class_map, image_size=image_size, allow_empty=True)
 
 
 def _natural_key(stem: str) -> list:

@@ -82,6 +82,13 @@ class Cells:
         """The cells where ``keep`` (a boolean mask or index array) says so."""
         return Cells(self.x[keep], self.y[keep], self.label[keep], self.score[keep])
 
+    def rescaled(self, factor: float) -> Cells:
+        """The same cells in pixels ``factor`` times smaller (pixel centres stay centres)."""
+        if abs(factor - 1.0) <= 1e-6:
+            return self
+        x, y = (self.x + 0.5) * factor - 0.5, (self.y + 0.5) * factor - 0.5
+        return Cells(x, y, self.label, self.score)
+
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.label == i)) for i, name in enumerate(CLASS_NAMES)}
 
@@ -110,15 +117,19 @@ def read_points(
     path: Path,
     class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
     image_size: tuple[int, int] | None = None,
+    allow_empty: bool = False,
 ) -> Cells:
     """Read point annotations from CSV or QuPath GeoJSON.
 
     ``image_size`` is (width, height); points outside it are an error, since they mean
-    the annotations belong to another image or use another pixel size.
+    the annotations belong to another image or use another pixel size. A file without
+    points is an error unless ``allow_empty`` (predictions may rightly find nothing).
     """
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
     suffix = path.suffix.lower()
+    if allow_empty and path.stat().st_size == 0:
+        return Cells.empty()
     if suffix == ".csv":
         xs, ys, names, scores = _read_csv(path)
     elif suffix in (".geojson", ".json"):
@@ -126,6 +137,8 @@ def read_points(
     else:
         raise AnnotationError(f"{path}: unknown annotation format (expected .csv or .geojson)")
     if not xs:
+        if allow_empty:
+            return Cells.empty()
         raise AnnotationError(f"{path}: no points in annotation file")
     unknown = sorted({n for n in names if n.lower() not in class_map})
     if unknown:
