@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING
 import click
 
 from wsi_ihc.cli.options import (
+    class_map_option,
     device_option,
+    min_distance_option,
     model_option,
     mpp_option,
     precision_option,
     quiet_option,
+    threshold_option,
 )
 
 if TYPE_CHECKING:
-
     from wsi_ihc.evaluate import ImageScores, Table
     from wsi_ihc.infer.predict import TilePredictor
     from wsi_ihc.io.points import Cells
@@ -61,9 +63,7 @@ def _floats(text: str) -> tuple[float, ...]:
     "--radius-um", type=float, default=2.5, show_default=True, help="Matching radius r in µm."
 )
 @mpp_option
-@click.option(
-    "--class-map", default=None, help="Extra label spellings, e.g. 'ki67+=positive,lymph=other'."
-)
+@class_map_option
 @click.option(
     "--out",
     "out_dir",
@@ -94,18 +94,8 @@ def _floats(text: str) -> tuple[float, ...]:
 )
 @device_option
 @precision_option
-@click.option(
-    "--threshold",
-    type=float,
-    default=None,
-    help="Peak probability threshold [default: the checkpoint's].",
-)
-@click.option(
-    "--min-distance-um",
-    type=float,
-    default=None,
-    help="Minimum distance between cells in µm [default: the checkpoint's].",
-)
+@threshold_option
+@min_distance_option
 @quiet_option
 def evaluate(
     data_dir: Path,

@@ -53,6 +53,33 @@ def model_option(required: bool = True) -> Callable[[F], F]:
     )
 
 
+def threshold_option(func: F) -> F:
+    return click.option(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Peak probability threshold [default: the checkpoint's].",
+    )(func)
+
+
+def min_distance_option(func: F) -> F:
+    return click.option(
+        "--min-distance-um",
+        type=float,
+        default=None,
+        help="Minimum distance between cells in µm [default: the checkpoint's].",
+    )(func)
+
+
+def class_map_option(func: F) -> F:
+    return click.option(
+        "--class-map",
+        default=None,
+        help="Label spellings to map, e.g. 'ki67+=positive,lymph=other' (positive, pos, "
+        "negative, neg, other, 0, 1 are known).",
+    )(func)
+
+
 #: InferSettings fields set by :func:`inference_options`, in the order they are shown.
 _INFERENCE_FIELDS = (
     "device",
@@ -83,18 +110,8 @@ def inference_options(func: F) -> F:
         device_option,
         precision_option,
         mpp_option,
-        click.option(
-            "--threshold",
-            type=float,
-            default=None,
-            help="Peak probability threshold [default: the checkpoint's].",
-        ),
-        click.option(
-            "--min-distance-um",
-            type=float,
-            default=None,
-            help="Minimum distance between cells in µm [default: the checkpoint's].",
-        ),
+        threshold_option,
+        min_distance_option,
         click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included."),
         click.option(
             "--batch-size", type=int, default=16, show_default=True, help="Tiles per forward pass."

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import device_option, mpp_option, precision_option, quiet_option
+from wsi_ihc.cli.options import (
+    class_map_option,
+    device_option,
+    mpp_option,
+    precision_option,
+    quiet_option,
+)
 
 
 @click.command(short_help="Train a model from point annotations.")
@@ -82,9 +88,7 @@ from wsi_ihc.cli.options import device_option, mpp_option, precision_option, qui
 @device_option
 @precision_option
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
-@click.option(
-    "--class-map", default=None, help="Extra label names, e.g. 'ki67+=positive,lymph=other'."
-)
+@class_map_option
 @click.option(
     "--cell-radius-um",
     type=float,
