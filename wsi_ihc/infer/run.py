@@ -196,18 +196,9 @@ def _pick_cells(
 
     from wsi_ihc.infer.peaks import find_peaks_dask
 
-    probs = da.from_zarr(array)
-    if min(layout.block_px, layout.height_px, layout.width_px) < peak_halo_px(min_distance_px):
-        probs = probs.rechunk((2, -1, -1))
     with dask.config.set(scheduler="threads", num_workers=settings.read_workers + 1):
-        cells = find_peaks_dask(probs, threshold, min_distance_px)
-    order = np.lexsort((cells.x, cells.y))
-    return Cells(
-        x=(cells.x[order] + 0.5) * layout.scale - 0.5,
-        y=(cells.y[order] + 0.5) * layout.scale - 0.5,
-        label=cells.label[order],
-        score=cells.score[order],
-    )
+        cells = find_peaks_dask(da.from_zarr(array), threshold, min_distance_px)
+    return cells.select(np.lexsort((cells.x, cells.y))).rescaled(layout.scale)
 
 
 def _zarr_attributes(card, layout: MapLayout, model: LoadedModel) -> dict:
