@@ -1,0 +1,140 @@
+"""Peak picking alone: megapixels per second of ``find_peaks_dask`` over a stored Zarr map.
+
+    .venv/bin/python benchmarks/bench_peaks.py [--map-px 8192] [--infer-size 4096]
+
+A (2, H, W) float16 probability map shaped like a real one (a cell-like bump every
+~11 µm at 0.5 µm/px) is written once with the pipeline's own ``create_store`` (chunked by
+block), then read back and peak-picked the way ``infer_slide`` does it (threads, read
+workers + 1). Also times the stages of ``peak_labels`` on one block, to show where a
+block's time goes, and (``--infer-size`` > 0) the share of peak picking in one whole
+``infer_slide`` run on a synthetic slide with the default small model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import common
+import dask
+import dask.array as da
+import numpy as np
+from scipy import ndimage
+
+from wsi_ihc.infer.geometry import TileGeometry
+from wsi_ihc.infer.peaks import _rank, find_peaks_dask, peak_labels
+from wsi_ihc.infer.pipeline import MapLayout, create_store
+from wsi_ihc.infer.run import infer_slide
+
+CELL_SPACING_PX = 22  # 11 µm at 0.5 µm/px
+CELL_SIGMA_PX = 3.0
+
+
+def write_map(path: Path, side_px: int, block_px: int, seed: int = 0):
+    """A stored map of cell-like bumps: per block, impulses blurred to peak ~0.5-1."""
+    layout = MapLayout(height_px=side_px, width_px=side_px, block_px=block_px, scale=2.0)
+    array = create_store(path, layout, {})
+    rng = np.random.default_rng(seed)
+    gain = 2 * math.pi * CELL_SIGMA_PX**2
+    for row0, col0 in layout.blocks():
+        rows = min(block_px, side_px - row0)
+        cols = min(block_px, side_px - col0)
+        impulses = np.zeros((2, rows, cols), np.float32)
+        n = rows * cols // CELL_SPACING_PX**2
+        cls = rng.integers(0, 2, n)
+        impulses[cls, rng.integers(0, rows, n), rng.integers(0, cols, n)] = rng.uniform(0.5, 1.0, n)
+        bumps = ndimage.gaussian_filter(impulses, (0, CELL_SIGMA_PX, CELL_SIGMA_PX)) * gain
+        array[:, row0 : row0 + rows, col0 : col0 + cols] = np.clip(bumps, 0, 1)
+    return array
+
+
+def stage_times(block: np.ndarray, threshold: float, min_distance_px: float) -> list[list]:
+    """Seconds of each step of ``peak_labels`` on one block (the same operations)."""
+    steps = []
+    with common.timer() as t:
+        probs = np.asarray(block, dtype=np.float32)
+    steps.append(["float16 -> float32", t["s"]])
+    with common.timer() as t:
+        peak_map = probs.max(axis=0)
+    steps.append(["max over classes", t["s"]])
+    with common.timer() as t:
+        rank = _rank(peak_map)
+    steps.append(["rank keys (float64)", t["s"]])
+    with common.timer() as t:
+        size = 2 * math.floor(min_distance_px) + 1
+        local_max = ndimage.maximum_filter(rank, size=size, mode="constant", cval=-1.0)
+    steps.append([f"maximum_filter {size}x{size} (float64)", t["s"]])
+    with common.timer() as t:
+        np.nonzero((peak_map >= threshold) & (rank == local_max))
+    steps.append(["threshold & compare & nonzero", t["s"]])
+    with common.timer() as t:
+        peak_labels(block, threshold, min_distance_px)
+    steps.append(["peak_labels (whole call)", t["s"]])
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    common.add_model_args(parser)
+    parser.add_argument("--map-px", type=int, default=8192, help="side of the stored map")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--min-distance-px", type=float, default=6.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--infer-size", type=int, default=4096, help="0: skip infer_slide")
+    args = parser.parse_args()
+
+    common.print_header("Peak picking: find_peaks_dask over a stored probability Zarr")
+    block_px = args.block_tiles * TileGeometry.for_tile(args.tile_px).stride_px
+    work = Path(tempfile.mkdtemp(prefix="bench_peaks_"))
+    try:
+        with common.timer() as t:
+            array = write_map(work / "probabilities.zarr", args.map_px, block_px)
+        print(f"(wrote a {args.map_px}² map, {block_px}² chunks, in {t['s']:.1f} s)\n")
+        mpx = args.map_px**2 / 1e6
+        rows = []
+        for workers in sorted({1, args.read_workers + 1}):
+            best, cells = float("inf"), 0
+            for _ in range(args.repeats):
+                with (
+                    common.timer() as t,
+                    dask.config.set(scheduler="threads", num_workers=workers),
+                ):
+                    found = find_peaks_dask(
+                        da.from_zarr(array), args.threshold, args.min_distance_px
+                    )
+                best, cells = min(best, t["s"]), len(found.x)
+            rows.append([workers, mpx, best, mpx / best, cells])
+        common.print_table(["threads", "Mpx", "best s", "Mpx/s", "cells"], rows)
+        block = array[:, :block_px, :block_px]
+        common.print_table(
+            [f"peak_labels step, one {block_px}² block", "s"],
+            stage_times(block, args.threshold, args.min_distance_px),
+        )
+        if args.infer_size:
+            slide = common.synthetic_slide(args.cache, args.infer_size, args.infer_size)
+            model = common.checkpoint(args)
+            summary = infer_slide(slide, work / "infer", common.settings(args, model))
+            timings = summary["timings_s"]
+            height, width = (round(v * 0.25 / args.model_mpp) for v in summary["dimensions"])
+            common.print_table(
+                ["infer_slide", "map Mpx", "peaks s", "total s", "peaks share", "peaks Mpx/s"],
+                [
+                    [
+                        f"{args.infer_size}² slide, {args.encoder}",
+                        height * width / 1e6,
+                        timings["peaks"],
+                        timings["total"],
+                        timings["peaks"] / timings["total"],
+                        height * width / 1e6 / timings["peaks"],
+                    ]
+                ],
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

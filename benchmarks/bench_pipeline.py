@@ -1,0 +1,153 @@
+"""Pipeline efficiency: does ``infer_slide`` keep the model busy?
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--size 4096] [--encoder resnet18] [--repeats 2]
+
+On a synthetic ×40 slide (whole slide run, no tissue mask, so every block is run), compares
+
+* model only: the very tiles the pipeline runs, read beforehand into memory, through the
+  same ``TilePredictor.predict_tiles`` in the same per-block calls (same batch, precision);
+* end to end: ``infer_slide`` (read -> model -> Zarr -> peaks -> CSV/GeoJSON/overlay).
+
+Throughput is in model tiles per second; the ratio end-to-end / model-only is the share of
+the time the device spends on the model (target >= 0.9). Runs alternate and the best of
+``--repeats`` is kept for each, as other processes share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+import torch
+
+from wsi_ihc.infer.pipeline import MapLayout, predict_block
+from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.run import infer_slide, load_model
+from wsi_ihc.io.slide import open_slide
+
+
+class _TileCapture:
+    """Stands in for a predictor: keeps the tiles ``predict_block`` cuts, returns zeros.
+
+    It borrows ``TilePredictor.predict_region``, so the tiles are cut by the same code.
+    """
+
+    predict_region = TilePredictor.predict_region
+
+    def __init__(self, predictor: TilePredictor) -> None:
+        self.geometry, self.card = predictor.geometry, predictor.card
+        self.batches: list[np.ndarray] = []
+
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        self.batches.append(np.ascontiguousarray(tiles))
+        g = self.geometry
+        return np.zeros((len(tiles), 2, g.tile_px, g.tile_px), np.float16)
+
+
+class _Discard:
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def block_batches(slide_path: Path, predictor: TilePredictor, block_px: int) -> list[np.ndarray]:
+    """The tiles of every block, as ``infer_slide`` would send them to the model."""
+    capture = _TileCapture(predictor)
+    with open_slide(slide_path) as slide:
+        layout = MapLayout.for_slide(slide, predictor.card.mpp, block_px)
+        for row0, col0 in layout.blocks():
+            predict_block(slide, capture, layout, row0, col0, _Discard())
+    return capture.batches
+
+
+def model_only(predictor: TilePredictor, batches: list[np.ndarray]) -> tuple[float, float]:
+    """(wall s, process CPU s) of the model over the batches."""
+    cpu = time.process_time()
+    with common.timer() as t:
+        for tiles in batches:
+            predictor.predict_tiles(tiles)
+    return t["s"], time.process_time() - cpu
+
+
+def end_to_end(slide_path: Path, out_root: Path, settings, model) -> tuple[float, float, dict]:
+    """(wall s, process CPU s, summary) of one ``infer_slide`` run."""
+    cpu = time.process_time()
+    summary = infer_slide(slide_path, out_root, settings, model=model)
+    return summary["timings_s"]["total"], time.process_time() - cpu, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    common.add_model_args(parser)
+    parser.add_argument("--size", type=int, default=4096, help="slide side, level-0 px")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--torch-threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+
+    common.print_header("Pipeline efficiency: model only vs infer_slide")
+    slide_path = common.synthetic_slide(args.cache, args.size, args.size)
+    model_path = common.checkpoint(args)
+    settings = common.settings(args, model_path)
+    with common.timer() as load:
+        model = load_model(settings)
+    predictor = model.predictor
+    batches = block_batches(slide_path, predictor, args.block_tiles * predictor.geometry.stride_px)
+    tiles = sum(len(b) for b in batches)
+    # Warm-up: one batch of each shape (oneDNN builds kernels per shape on first use).
+    model_only(predictor, list({len(b): b for b in batches}.values()))
+
+    out_root = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    runs: list[tuple[float, float, dict]] = []
+    only: list[tuple[float, float]] = []
+    try:
+        for _ in range(args.repeats):
+            only.append(model_only(predictor, batches))
+            runs.append(end_to_end(slide_path, out_root, settings, model))
+    finally:
+        shutil.rmtree(out_root, ignore_errors=True)
+    total_s, total_cpu, summary = min(runs, key=lambda r: r[0])
+    best_only, only_cpu = min(only)
+    if summary["work"]["tiles_run"] != tiles:
+        raise SystemExit(f"tile counts differ: pipeline {summary['work']['tiles_run']}, {tiles}")
+
+    print(
+        f"slide {args.size}x{args.size} px at 0.25 µm/px, {args.encoder} tile {args.tile_px} "
+        f"at {args.model_mpp} µm/px, {args.precision}, batch {args.batch_size}, "
+        f"block {args.block_tiles}x{args.block_tiles} tiles, read workers {args.read_workers}, "
+        f"torch threads {torch.get_num_threads()}; {tiles} tiles, "
+        f"{summary['total_cells']} cells; "
+        f"load_model {load['s']:.2f} s (not in the totals)\n"
+    )
+    timings = summary["timings_s"]
+    predict_s = timings["predict"]
+    common.print_table(
+        ["measure", "wall s", "tiles/s", "vs model only", "process CPU s", "CPU vs model only"],
+        [
+            ["model only (predict_tiles)", best_only, tiles / best_only, 1.0, only_cpu, 1.0],
+            ["infer_slide predict stage", predict_s, tiles / predict_s, best_only / predict_s],
+            [
+                "infer_slide end to end",
+                total_s,
+                tiles / total_s,
+                best_only / total_s,
+                total_cpu,
+                only_cpu / total_cpu,
+            ],
+        ],
+    )
+    common.print_table(
+        ["infer_slide stage", "seconds", "share of total"],
+        [[k, v, v / total_s] for k, v in timings.items() if k != "total"],
+    )
+    pairs = [(round(a[0], 2), round(b[0], 2)) for a, b in zip(only, runs, strict=True)]
+    print("all runs (model only wall s, infer_slide total wall s):", pairs)
+
+
+if __name__ == "__main__":
+    main()
