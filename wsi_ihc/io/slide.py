@@ -73,12 +73,18 @@ class _TiaBackend:
 
 
 def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
-    """Transparent pixels (outside the scanned area) become white glass."""
+    """Transparent pixels (outside the scanned area) become white glass.
+
+    Inside the scanned area (the usual case) this is a view, not a copy: reading is on
+    the CPU beside the model, so every copy of a block costs throughput.
+    """
     rgb = rgba[..., :3]
     if rgba.shape[-1] == 4:
-        rgb = rgb.copy()
-        rgb[rgba[..., 3] == 0] = GLASS_RGB
-    return np.ascontiguousarray(rgb)
+        transparent = rgba[..., 3] == 0
+        if transparent.any():
+            rgb = rgb.copy()
+            rgb[transparent] = GLASS_RGB
+    return rgb
 
 
 @dataclass
@@ -132,12 +138,15 @@ class Slide:
         # Shrink by an integer box first, on a grid aligned globally to multiples of the
         # box, so the result of a pixel does not depend on the region it was read with.
         box = max(1, math.floor(step + 1e-6))
+        if abs(step - 1.0) < 1e-6 and float(lx).is_integer() and float(ly).is_integer():
+            return self.read_level(level, round(x), round(y), width, height)  # as stored
         x_start, y_start = math.floor(lx / box) * box, math.floor(ly / box) * box
         read_w = math.ceil((lx + width * step + 1 - x_start) / box) * box
         read_h = math.ceil((ly + height * step + 1 - y_start) / box) * box
         region = self.read_level(
             level, round(x_start * downsample), round(y_start * downsample), read_w, read_h
         )
+        region = np.ascontiguousarray(region)  # OpenCV needs packed pixels
         if box > 1:
             region = cv2.resize(
                 region, (read_w // box, read_h // box), interpolation=cv2.INTER_AREA
@@ -147,7 +156,7 @@ class Slide:
         off_x, off_y = (lx - x_start) / box, (ly - y_start) / box
         if abs(s_box - 1.0) < 1e-6 and float(off_x).is_integer() and float(off_y).is_integer():
             r0, c0 = int(off_y), int(off_x)
-            return np.ascontiguousarray(region[r0 : r0 + height, c0 : c0 + width])
+            return region[r0 : r0 + height, c0 : c0 + width]
         matrix = np.array(
             [[s_box, 0, off_x + 0.5 * s_box - 0.5], [0, s_box, off_y + 0.5 * s_box - 0.5]],
             dtype=np.float64,
