@@ -19,8 +19,22 @@ from wsi_ihc.errors import ConfigError
 
 #: Single-file formats, lower case: OpenSlide's, then what the TIAToolbox fallback adds.
 SLIDE_SUFFIXES: tuple[str, ...] = (
-    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif",
-    ".dcm", ".jp2", ".qptiff", ".jpg", ".jpeg", ".png",
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".vms",
+    ".vmu",
+    ".scn",
+    ".mrxs",
+    ".svslide",
+    ".bif",
+    ".dcm",
+    ".jp2",
+    ".qptiff",
+    ".jpg",
+    ".jpeg",
+    ".png",
 )
 #: Suffixes of two parts, stripped whole from output names ("a.ome.tif" -> "a").
 COMPOUND_SUFFIXES: tuple[str, ...] = (".ome.tif", ".ome.tiff")
@@ -59,7 +73,8 @@ def find_slides(root: Path, pattern: str = "*", exclude: Path | None = None) -> 
     for folder, subfolders, names in os.walk(root):
         here = Path(folder)
         subfolders[:] = sorted(
-            name for name in subfolders
+            name
+            for name in subfolders
             if not name.startswith(".") and (here / name).resolve() != excluded
         )
         files = [here / name for name in sorted(names) if not name.startswith(".")]

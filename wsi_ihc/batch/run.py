@@ -69,8 +69,13 @@ def run_batch(
         settings = replace(settings, device=connection.device)
     futures: dict[Future, SlideJob] = {
         connection.client.submit(
-            process_slide, job, out_root, settings,
-            key=f"slide-{job.stem}-{uuid.uuid4().hex[:8]}", pure=False, retries=options.retries,
+            process_slide,
+            job,
+            out_root,
+            settings,
+            key=f"slide-{job.stem}-{uuid.uuid4().hex[:8]}",
+            pure=False,
+            retries=options.retries,
         ): job
         for job in to_run
     }
@@ -110,8 +115,11 @@ def _completed_row(job: SlideJob, future: Future, out_root: Path) -> Row:
         error_file.unlink(missing_ok=True)
         row = _row(job, "done", summary_row(outcome.summary or {}))
     row.update(
-        worker=outcome.worker, started=outcome.started, finished=outcome.finished,
-        model_load_s=outcome.model_load_s, wall_s=outcome.wall_s,
+        worker=outcome.worker,
+        started=outcome.started,
+        finished=outcome.finished,
+        model_load_s=outcome.model_load_s,
+        wall_s=outcome.wall_s,
     )
     return row
 

@@ -16,10 +16,23 @@ from wsi_ihc.io.atomic import atomic_write, write_json
 STATUSES = ("done", "skipped", "failed")
 #: Leading columns, in order; per-stage timings of the slide follow as ``time_<stage>_s``.
 COLUMNS: tuple[str, ...] = (
-    "slide", "stem", "status", "error",
-    "positive", "other", "positive_percent", "tissue_area_mm2",
-    "density_positive_per_mm2", "density_other_per_mm2",
-    "mpp", "model_id", "worker", "started", "finished", "model_load_s", "wall_s",
+    "slide",
+    "stem",
+    "status",
+    "error",
+    "positive",
+    "other",
+    "positive_percent",
+    "tissue_area_mm2",
+    "density_positive_per_mm2",
+    "density_other_per_mm2",
+    "mpp",
+    "model_id",
+    "worker",
+    "started",
+    "finished",
+    "model_load_s",
+    "wall_s",
 )
 
 Row = dict[str, Any]

@@ -88,8 +88,14 @@ def process_slide(job: SlideJob, out_root: Path, settings: InferSettings) -> Sli
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return SlideOutcome(
-        stem=job.stem, summary=summary, error=error, traceback=trace, worker=_worker_address(),
-        model_load_s=round(model_load_s, 3), started=started, finished=_now(),
+        stem=job.stem,
+        summary=summary,
+        error=error,
+        traceback=trace,
+        worker=_worker_address(),
+        model_load_s=round(model_load_s, 3),
+        started=started,
+        finished=_now(),
         wall_s=round(time.perf_counter() - clock, 3),
     )
 

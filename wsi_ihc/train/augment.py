@@ -75,8 +75,11 @@ def random_crop(
     size = (config.crop_px, config.crop_px)
     if window_px != config.crop_px:
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
-        maps = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_LINEAR) for m in maps]) \
-            if len(maps) else np.zeros((0, *size), np.float32)
+        maps = (
+            np.stack([cv2.resize(m, size, interpolation=cv2.INTER_LINEAR) for m in maps])
+            if len(maps)
+            else np.zeros((0, *size), np.float32)
+        )
     x = (cells.x - left + 0.5) * factor - 0.5
     y = (cells.y - top + 0.5) * factor - 0.5
     keep = (x >= -0.5) & (x < config.crop_px - 0.5) & (y >= -0.5) & (y < config.crop_px - 0.5)

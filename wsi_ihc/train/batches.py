@@ -51,7 +51,8 @@ def sample_batch(
     for index in picks:
         source = images[index]
         extras = (
-            np.zeros((0, *source.image.shape[:2]), np.float32) if priors is None
+            np.zeros((0, *source.image.shape[:2]), np.float32)
+            if priors is None
             else priors[index][None]
         )
         crop = random_crop(source.image, extras, source.cells, spec.augment, rng)

@@ -86,13 +86,29 @@ class TrainConfig:
         return self.cell_radius_um / self.model_mpp
 
     def to_json(self) -> dict[str, Any]:
-        return {key: str(value) if isinstance(value, Path) else value
-                for key, value in asdict(self).items()}
+        return {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(self).items()
+        }
 
     def recipe_differences(self, saved: dict[str, Any]) -> list[str]:
         """Options that change what is trained, differing from a saved run's config."""
         mine = self.to_json()
-        fixed = ("encoder", "encoder_weights", "variant", "crop_px", "batch_size", "seed",
-                 "data_mpp", "model_mpp", "val_fraction", "cell_radius_um", "class_map")
-        return [f"{key}: {saved.get(key)!r} -> {mine[key]!r}"
-                for key in fixed if saved.get(key) != mine[key]]
+        fixed = (
+            "encoder",
+            "encoder_weights",
+            "variant",
+            "crop_px",
+            "batch_size",
+            "seed",
+            "data_mpp",
+            "model_mpp",
+            "val_fraction",
+            "cell_radius_um",
+            "class_map",
+        )
+        return [
+            f"{key}: {saved.get(key)!r} -> {mine[key]!r}"
+            for key in fixed
+            if saved.get(key) != mine[key]
+        ]

@@ -90,17 +90,23 @@ def run_stage(
             best = {"epoch": epoch, "metrics": metrics}
             if on_best:
                 on_best(model, epoch, metrics)
-        row = {"epoch": epoch, **{f"loss_{k}": v for k, v in terms.items()},
-               **{f"val_{k}": v for k, v in metrics.items()},
-               "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 2),
-               "crops_per_s": round(epoch_crops / train_s, 3),
-               "seconds": round(time.perf_counter() - began, 2)}
+        row = {
+            "epoch": epoch,
+            **{f"loss_{k}": v for k, v in terms.items()},
+            **{f"val_{k}": v for k, v in metrics.items()},
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_s": round(train_s, 2),
+            "crops_per_s": round(epoch_crops / train_s, 3),
+            "seconds": round(time.perf_counter() - began, 2),
+        }
         _append_row(metrics_path, row)
         _save(state_path, model, optimizer, epoch, best, rng)
         if not spec.quiet:
             score = f", val score {metrics['score']:.4f}" if metrics else ""
-            tqdm.write(f"{spec.name} epoch {epoch}/{spec.epochs}: loss {terms['total']:.4f}"
-                       f"{score}, {row['crops_per_s']} crops/s, {row['seconds']} s")
+            tqdm.write(
+                f"{spec.name} epoch {epoch}/{spec.epochs}: loss {terms['total']:.4f}"
+                f"{score}, {row['crops_per_s']} crops/s, {row['seconds']} s"
+            )
     return StageResult(best["epoch"], best["metrics"], crops / seconds if seconds else 0.0)
 
 
@@ -118,13 +124,20 @@ def _train_epoch(
     model.train()
     sums: dict[str, float] = {}
     crops = 0
-    autocast = torch.autocast(spec.device.type, dtype=_DTYPES[spec.precision],
-                              enabled=spec.precision != "fp32")
-    bar = tqdm(range(spec.iterations), desc=f"{spec.name} {epoch}/{spec.epochs}",
-               disable=spec.quiet, leave=False, dynamic_ncols=True)
+    autocast = torch.autocast(
+        spec.device.type, dtype=_DTYPES[spec.precision], enabled=spec.precision != "fp32"
+    )
+    bar = tqdm(
+        range(spec.iterations),
+        desc=f"{spec.name} {epoch}/{spec.epochs}",
+        disable=spec.quiet,
+        leave=False,
+        dynamic_ncols=True,
+    )
     for iteration in bar:
-        batch = {key: value.to(spec.device, non_blocking=True)
-                 for key, value in sample(rng).items()}
+        batch = {
+            key: value.to(spec.device, non_blocking=True) for key, value in sample(rng).items()
+        }
         images = batch["image"].contiguous(memory_format=torch.channels_last)
         crops += images.shape[0]
         with autocast:

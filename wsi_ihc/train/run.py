@@ -45,15 +45,19 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     record = {
         "config": config.to_json(),
         "split": {"train": [i.name for i in train_images], "val": [i.name for i in val_images]},
-        "software": {"wsi_ihc": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
+        "software": {
+            "wsi_ihc": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
     }
     _check_run_folder(config, record, resume)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", record)
     priors = (
         prior_stage(config, train_images, config.out, device, resume, quiet)
-        if "prior" in config.decoders else None
+        if "prior" in config.decoders
+        else None
     )
     result = main_stage(config, train_images, val_images, priors, config.out, device, resume, quiet)
     seconds = time.perf_counter() - began
@@ -67,8 +71,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
         "seconds": round(seconds, 1),
     }
     write_json(config.out / "config.json", record)
-    return TrainSummary(config.out / "model.ckpt", result, len(train_images), len(val_images),
-                        seconds)
+    return TrainSummary(
+        config.out / "model.ckpt", result, len(train_images), len(val_images), seconds
+    )
 
 
 def _check_run_folder(config: TrainConfig, record: dict[str, Any], resume: bool) -> None:

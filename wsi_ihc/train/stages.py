@@ -110,8 +110,15 @@ def prior_stage(
     model = build_model(config, decoders)
     spec = batch_spec(config, card, decoders)
     run_stage(
-        StageSpec("prior", folder, config.prior_epochs, iterations_per_epoch(config, images),
-                  device, config.precision, quiet),
+        StageSpec(
+            "prior",
+            folder,
+            config.prior_epochs,
+            iterations_per_epoch(config, images),
+            device,
+            config.precision,
+            quiet,
+        ),
         model,
         _adam(model),
         lambda rng: sample_batch(images, None, spec, rng),
@@ -145,35 +152,49 @@ def main_stage(
         save_checkpoint(checkpoint, best_model, _with_training(card, config, epoch, metrics))
 
     stage = run_stage(
-        StageSpec("train", run_dir, config.epochs, iterations_per_epoch(config, train),
-                  device, config.precision, quiet),
+        StageSpec(
+            "train",
+            run_dir,
+            config.epochs,
+            iterations_per_epoch(config, train),
+            device,
+            config.precision,
+            quiet,
+        ),
         model,
         _adam(model),
         lambda rng: sample_batch(train, priors, spec, rng),
         multitask_loss,
         np.random.default_rng([config.seed, 2]),
         resume,
-        validate=lambda m: validation_f1(m, card, val, device, config.precision,
-                                         config.match_radius_um),
+        validate=lambda m: validation_f1(
+            m, card, val, device, config.precision, config.match_radius_um
+        ),
         on_best=save_best,
     )
     best_model, best_card = load_checkpoint(checkpoint, decoders, device)
     maps = probability_maps(best_model, best_card, val, device, config.precision)
     tuned = tune_on(maps, val, best_card, config.match_radius_um).best
-    metrics = {"score": round(tuned.score, 6),
-               **{f"f1_{row.group}": round(row.total_f1, 6) for row in tuned.table.rows}}
+    metrics = {
+        "score": round(tuned.score, 6),
+        **{f"f1_{row.group}": round(row.total_f1, 6) for row in tuned.table.rows},
+    }
     final = _with_training(
         best_card.with_peaks(tuned.threshold, tuned.min_distance_um),
-        config, best_card.training["best_epoch"], best_card.training["val"],
-        tuned=metrics, crops_per_s=round(stage.crops_per_s, 3),
+        config,
+        best_card.training["best_epoch"],
+        best_card.training["val"],
+        tuned=metrics,
+        crops_per_s=round(stage.crops_per_s, 3),
     )
     save_checkpoint(checkpoint, best_model, final)
     return MainResult(stage, tuned.threshold, tuned.min_distance_um, metrics)
 
 
 def _adam(model: torch.nn.Module) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS,
-                            weight_decay=WEIGHT_DECAY)
+    return torch.optim.Adam(
+        model.parameters(), lr=LEARNING_RATE, betas=BETAS, weight_decay=WEIGHT_DECAY
+    )
 
 
 def _prior_terms(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict:
@@ -184,11 +205,19 @@ def _prior_terms(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
 def _with_training(
     card: ModelCard, config: TrainConfig, epoch: int, metrics: dict[str, float], **extra: object
 ) -> ModelCard:
-    training = {"variant": config.variant, "epochs": config.epochs,
-                "prior_epochs": config.prior_epochs if "prior" in config.decoders else None,
-                "data": str(config.data), "seed": config.seed, "crop_px": config.crop_px,
-                "batch_size": config.batch_size, "match_radius_um": config.match_radius_um,
-                "best_epoch": epoch, "val": metrics, **extra}
+    training = {
+        "variant": config.variant,
+        "epochs": config.epochs,
+        "prior_epochs": config.prior_epochs if "prior" in config.decoders else None,
+        "data": str(config.data),
+        "seed": config.seed,
+        "crop_px": config.crop_px,
+        "batch_size": config.batch_size,
+        "match_radius_um": config.match_radius_um,
+        "best_epoch": epoch,
+        "val": metrics,
+        **extra,
+    }
     return replace(card, training=training)
 
 

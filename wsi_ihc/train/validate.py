@@ -70,8 +70,9 @@ def validation_f1(
     match_radius_um: float,
 ) -> dict[str, float]:
     """:func:`f1_scores` of the model's current weights on ``images``."""
-    return f1_scores(probability_maps(model, card, images, device, precision), images, card,
-                     match_radius_um)
+    return f1_scores(
+        probability_maps(model, card, images, device, precision), images, card, match_radius_um
+    )
 
 
 def tune_on(
