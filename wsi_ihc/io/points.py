@@ -216,28 +216,25 @@ def write_csv(path: Path, cells: Cells) -> None:
             writer.writerow([f"{x:.2f}", f"{y:.2f}", CLASS_NAMES[label], f"{score:.4f}"])
 
 
-def to_geojson(cells: Cells) -> dict:
-    """QuPath FeatureCollection of Point detections, class name and colour, score."""
-    features = []
-    for x, y, label, score in zip(cells.x, cells.y, cells.label, cells.score, strict=True):
-        name, colour = QUPATH_CLASSES[label]
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": {
-                    "type": "Point",
-                    "coordinates": [round(float(x), 2), round(float(y), 2)],
-                },
-                "properties": {
-                    "objectType": "detection",
-                    "classification": {"name": name, "color": list(colour)},
-                    "measurements": {"score": round(float(score), 4)},
-                },
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
-
-
 def write_geojson(path: Path, cells: Cells) -> None:
+    """QuPath FeatureCollection of Point detections, class name and colour, score; atomic.
+
+    Features are formatted from per-class text templates: ``json.dump`` of nested dicts
+    costs ~40 µs per cell, seconds on a dense slide once the model runs on a GPU.
+    """
+    head = '{"type": "Feature", "geometry": {"type": "Point", "coordinates": ['
+    middles = [
+        ']}, "properties": {"objectType": "detection", "classification": '
+        + json.dumps({"name": name, "color": list(colour)})
+        + ', "measurements": {"score": '
+        for name, colour in QUPATH_CLASSES
+    ]
+    columns = (cells.x.tolist(), cells.y.tolist(), cells.label.tolist(), cells.score.tolist())
+    features = [
+        f"{head}{round(x, 2)!r}, {round(y, 2)!r}{middles[label]}{round(score, 4)!r}}}}}}}"
+        for x, y, label, score in zip(*columns, strict=True)
+    ]
     with atomic_write(path) as handle:
-        json.dump(to_geojson(cells), handle)
+        handle.write('{"type": "FeatureCollection", "features": [')
+        handle.write(", ".join(features))
+        handle.write("]}")
