@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from wsi_ihc import __version__
 from wsi_ihc.errors import CheckpointError
+from wsi_ihc.io.atomic import atomic_write
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
 FORMAT = "wsi-ihc-checkpoint/1"
@@ -72,15 +72,16 @@ def save_checkpoint(path: Path, model: MultiTaskNet, card: ModelCard) -> None:
     """Write weights + card atomically (temporary name, then rename).
 
     The card's architecture is taken from the model itself, so the two cannot disagree.
+    Serialised in memory and written by Python, so the file's mode follows the umask
+    (``safetensors.save_file`` creates it 0600, unreadable by a lab's shared group).
     """
     card = replace(card, network=model.config)
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(state, str(partial), metadata={"format": FORMAT, "card": card.to_json()})
-    os.replace(partial, path)
+    with atomic_write(path, "wb") as handle:
+        handle.write(save(state, metadata={"format": FORMAT, "card": card.to_json()}))
 
 
 def read_card(path: Path) -> ModelCard:
