@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from wsi_ihc.cli.options import device_option
+
 
 @click.command()
 @click.option(
@@ -43,9 +45,19 @@ import click
 @click.option(
     "--radius-um", type=float, default=4.0, show_default=True, help="Matching radius for F1."
 )
-def demo(out: Path, slide_px: int, tiles: int, epochs: int, variant: str, radius_um: float) -> None:
+@device_option
+def demo(
+    out: Path,
+    slide_px: int,
+    tiles: int,
+    epochs: int,
+    variant: str,
+    radius_um: float,
+    device: str | None,
+) -> None:
     """Run the whole pipeline on synthetic data and print counts and F1."""
     from wsi_ihc.evaluate import score_image
+    from wsi_ihc.infer.predict import default_device
     from wsi_ihc.infer.run import InferSettings, infer_slide
     from wsi_ihc.io.points import read_points
     from wsi_ihc.synth import make_slide, make_tiles
@@ -53,10 +65,13 @@ def demo(out: Path, slide_px: int, tiles: int, epochs: int, variant: str, radius
     from wsi_ihc.train.run import train
 
     began = time.perf_counter()
+    device = device or default_device()
     mpp = 0.25
     click.echo(f"1/4 synthetic training tiles -> {out / 'tiles'}")
     make_tiles(out / "tiles", count=tiles, size_px=512, seed=0, mpp=mpp)
-    click.echo(f"2/4 training a resnet18 model ({variant}, {epochs} epochs) -> {out / 'run'}")
+    click.echo(
+        f"2/4 training a resnet18 model ({variant}, {epochs} epochs, {device}) -> {out / 'run'}"
+    )
     config = TrainConfig(
         data=out / "tiles",
         out=out / "run",
@@ -71,13 +86,13 @@ def demo(out: Path, slide_px: int, tiles: int, epochs: int, variant: str, radius
         batch_size=8,
         iterations_per_epoch=40,
         seed=0,
-        device="cpu",
+        device=device,
     )
     summary = train(config, resume=(out / "run" / "last.pt").exists())
     click.echo(f"3/4 synthetic ×40 slide {slide_px}×{slide_px} px -> {out / 'slide.svs'}")
     make_slide(out / "slide.svs", slide_px, slide_px, seed=1, mpp=mpp)
     click.echo(f"4/4 wsi-ihc infer {out / 'slide.svs'} --model {summary.checkpoint}")
-    settings = InferSettings(model_path=summary.checkpoint, device="cpu", quiet=False)
+    settings = InferSettings(model_path=summary.checkpoint, device=device, quiet=False)
     result = infer_slide(out / "slide.svs", out / "results", settings)
 
     truth = read_points(out / "slide.cells.csv")
