@@ -117,8 +117,9 @@ def main() -> None:
         raise SystemExit(f"tile counts differ: pipeline {summary['work']['tiles_run']}, {tiles}")
 
     print(
-        f"slide {args.size}x{args.size} px at 0.25 µm/px, {args.encoder} tile {args.tile_px} "
-        f"at {args.model_mpp} µm/px, {args.precision}, batch {args.batch_size}, "
+        f"slide {args.size}x{args.size} px at 0.25 µm/px, {predictor.card.network.encoder} "
+        f"tile {predictor.card.tile_px} at {predictor.card.mpp} µm/px, {args.precision}, "
+        f"batch {args.batch_size}, "
         f"block {args.block_tiles}x{args.block_tiles} tiles, read workers {args.read_workers}, "
         f"torch threads {torch.get_num_threads()}; {tiles} tiles, "
         f"{summary['total_cells']} cells; "

@@ -77,6 +77,9 @@ def timer() -> Iterator[dict[str, float]]:
 def add_model_args(parser: argparse.ArgumentParser, tile_px: int = 256) -> None:
     """Options shared by the scripts that run the model."""
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="slides, checkpoints")
+    parser.add_argument(
+        "--model", type=Path, help="a trained checkpoint (default: a seeded untrained one)"
+    )
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--encoder-depth", type=int, default=5, help="encoder stages (3-5)")
     parser.add_argument("--decoder-channels", type=int, default=256)
@@ -90,13 +93,15 @@ def add_model_args(parser: argparse.ArgumentParser, tile_px: int = 256) -> None:
 
 
 def checkpoint(args: argparse.Namespace) -> Path:
-    """A seeded, untrained encoder + main-decoder checkpoint, built once per parameter set.
+    """``--model``, else a seeded, untrained encoder + main-decoder checkpoint, built once.
 
     Untrained logits hardly vary (probabilities 0.49-0.51), so peaks would sit on
     float16 plateaus. The head is rescaled on a synthetic tile so that logits have
     spread ~3 and about a quarter of pixels exceed 0.5: the maps then have distinct
     peaks, as a trained model's do, while the cost of a forward pass is unchanged.
     """
+    if args.model:
+        return args.model
     encoder, depth, channels = args.encoder, args.encoder_depth, args.decoder_channels
     name = f"model_{encoder}_d{depth}_c{channels}_t{args.tile_px}_m{args.model_mpp}.st"
     path = args.cache / name
