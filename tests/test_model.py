@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,19 @@ def test_checkpoint_round_trip_builds_only_what_is_asked(tmp_path: Path) -> None
     save_checkpoint(main_path, main_only, card)
     with pytest.raises(CheckpointError, match="not \\['prior'\\]"):
         load_checkpoint(main_path, decoders=("main", "prior"))
+
+
+def test_checkpoint_mode_follows_the_umask(tmp_path: Path) -> None:
+    """A lab's group must be able to read a model that one member trained."""
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", encoder_depth=3, decoder_channels=16))
+    path = tmp_path / "model.ckpt"
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(path, net, ModelCard(network=net.config, mpp=0.5, tile_px=64))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not path.with_name("model.ckpt.partial").exists()
 
 
 def test_predict_matches_one_full_tile_and_handles_any_size() -> None:
