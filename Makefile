@@ -18,6 +18,7 @@ install: $(BIN)/wsi-ihc
 
 lint: install
 	$(BIN)/ruff check wsi_ihc tests benchmarks
+	$(BIN)/ruff format --check wsi_ihc tests benchmarks
 
 test: install lint
 	$(BIN)/pytest -q
