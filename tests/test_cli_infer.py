@@ -175,3 +175,35 @@ def test_console_script_is_installed() -> None:
     exe = shutil.which("wsi-ihc") or str(Path(sys.executable).with_name("wsi-ihc"))
     result = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert "wsi-ihc" in result.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler"
+)
+def test_compile_gives_the_same_maps(synthetic_slide: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+    import zarr
+
+    from wsi_ihc.infer.run import InferSettings, load_model
+    from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
+    from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+
+    torch.manual_seed(0)
+    network = MultiTaskNet(NetworkConfig(encoder_depth=3, decoder_channels=16))
+    checkpoint = tmp_path / "small.ckpt"
+    save_checkpoint(checkpoint, network, ModelCard(network=network.config, mpp=1.0, tile_px=128))
+    compiled = load_model(InferSettings(model_path=checkpoint, device="cpu", compile=True))
+    assert isinstance(compiled.predictor.model, torch._dynamo.eval_frame.OptimizedModule)
+
+    maps = {}
+    for flags in ((), ("--compile",)):
+        out = tmp_path / ("compiled" if flags else "eager")
+        args = ("infer", synthetic_slide, "--model", checkpoint, "--out", out)
+        result = _run(*args, "--device", "cpu", "--precision", "fp32", "-q", *flags)
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "synthetic" / "summary.json").read_text())
+        assert summary["parameters"]["compile"] is bool(flags)
+        store = out / "synthetic" / "probabilities.zarr"
+        maps[bool(flags)] = np.asarray(zarr.open_array(str(store), mode="r")[:], np.float32)
+    np.testing.assert_allclose(maps[True], maps[False], atol=2e-3)

@@ -91,6 +91,7 @@ _INFERENCE_FIELDS = (
     "batch_size",
     "block_tiles",
     "read_workers",
+    "compile",
 )
 
 
@@ -129,6 +130,12 @@ def inference_options(func: F) -> F:
             default=2,
             show_default=True,
             help="Threads reading and decoding the slide beside the model.",
+        ),
+        click.option(
+            "--compile",
+            is_flag=True,
+            help="torch.compile the network: compiling takes seconds to minutes, then "
+            "~1.1-1.2x faster per tile on a CPU; worth it for large slides.",
         ),
     ]
     for decorator in reversed(decorators):

@@ -47,6 +47,7 @@ class InferSettings:
     batch_size: int = 16
     block_tiles: int = 4
     read_workers: int = 2
+    compile: bool = False
     quiet: bool = False
 
 
@@ -70,6 +71,12 @@ def load_model(settings: InferSettings) -> LoadedModel:
         precision=settings.precision,
         batch_size=settings.batch_size,
     )
+    if settings.compile:
+        import torch
+
+        # Compiled on the first batch of each shape (seconds to minutes): pays off on
+        # large slides only, hence opt-in (benchmarks/bench_compile.py).
+        predictor.model = torch.compile(predictor.model)
     return LoadedModel(predictor=predictor, model_id=model_id(Path(settings.model_path)))
 
 
