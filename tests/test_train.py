@@ -273,7 +273,7 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(main_run: Path, 
     from wsi_ihc.train.dataset import load_dataset
 
     val_names = set(record["split"]["val"])
-    val = [img for img in load_dataset(tiles, 1.0) if img.name in val_names]
+    val = [img for img in load_dataset(tiles, 0.5, 0.5) if img.name in val_names]
     maps = probability_maps(untrained, card, val, torch.device("cpu"), "fp32")
     assert trained_f1 > f1_scores(maps, val, card, config.match_radius_um)["score"] + 0.2
 

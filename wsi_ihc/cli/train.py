@@ -20,7 +20,9 @@ from wsi_ihc.cli.options import (
     "--data",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/.",
+    help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/, "
+    "and/or slides (NAME.svs, .ndpi, ...) with a QuPath NAME.geojson: points, and "
+    "rectangles/polygons around the annotated regions.",
 )
 @click.option(
     "--out",
@@ -61,7 +63,8 @@ from wsi_ihc.cli.options import (
     "--model-mpp",
     type=float,
     default=None,
-    help="Train at this pixel size, µm/px (crops are resampled) [default: the data's].",
+    help="Train at this pixel size, µm/px (crops are resampled) [default: the data's, "
+    "or the first slide's].",
 )
 @click.option(
     "--crop-px",
@@ -135,18 +138,21 @@ def train(
     """
     from wsi_ihc.errors import ConfigError
     from wsi_ihc.infer.predict import default_device
-    from wsi_ihc.io.annotated_folder import folder_mpp
+    from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated
+    from wsi_ihc.io.annotated_slides import list_annotated_slides, slide_mpp
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train as run_training
 
     if not data.is_dir():
         raise ConfigError(f"{data}: training data folder not found")
-    data_mpp = folder_mpp(data, mpp)
+    slides = list_annotated_slides(data)
+    images = list_annotated(data, required=not slides)
+    data_mpp = folder_mpp(data, mpp) if images else None
     config = TrainConfig(
         data=data,
         out=out,
         data_mpp=data_mpp,
-        model_mpp=model_mpp or data_mpp,
+        model_mpp=model_mpp or data_mpp or slide_mpp(slides[0]),
         encoder=encoder,
         encoder_weights=None if encoder_weights == "none" else encoder_weights,
         variant=variant,

@@ -36,11 +36,12 @@ class AnnotatedImage:
     points_path: Path
 
 
-def list_annotated(data_dir: Path) -> list[AnnotatedImage]:
+def list_annotated(data_dir: Path, required: bool = True) -> list[AnnotatedImage]:
     """The images of ``data_dir`` (either layout) with their annotations, in natural order.
 
     An image without an annotation file is an error: silently skipping it would change
-    what the scores mean.
+    what the scores mean. So is a folder without images, unless not ``required`` (a
+    training folder may hold slides instead).
     """
     if not data_dir.is_dir():
         raise AnnotationError(f"{data_dir}: data folder not found")
@@ -52,7 +53,7 @@ def list_annotated(data_dir: Path) -> list[AnnotatedImage]:
         (p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
         key=lambda p: _natural_key(p.stem),
     )
-    if not images:
+    if not images and required:
         raise AnnotationError(
             f"{data_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) found, neither beside "
             "their annotations nor under images/ with points/"

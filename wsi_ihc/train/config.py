@@ -27,7 +27,7 @@ class TrainConfig:
 
     data: Path
     out: Path
-    data_mpp: float
+    data_mpp: float | None  # of the plain images; None when the data are slides only
     model_mpp: float
     encoder: str = "resnet101"
     encoder_weights: str | None = "imagenet"
@@ -55,7 +55,7 @@ class TrainConfig:
             problems.append(
                 f"--encoder-weights must be imagenet or none, got {self.encoder_weights!r}"
             )
-        if min(self.data_mpp, self.model_mpp) <= 0:
+        if self.model_mpp <= 0 or (self.data_mpp is not None and self.data_mpp <= 0):
             problems.append("--mpp and --model-mpp must be positive")
         if self.epochs < 1 or self.prior_epochs < 1:
             problems.append("--epochs and --prior-epochs must be at least 1")
@@ -75,11 +75,6 @@ class TrainConfig:
     @property
     def decoders(self) -> tuple[str, ...]:
         return VARIANTS[self.variant]
-
-    @property
-    def scale(self) -> float:
-        """Resampling factor from the data's pixels to the model's: data mpp / model mpp."""
-        return self.data_mpp / self.model_mpp
 
     @property
     def cell_radius_px(self) -> float:

@@ -2,7 +2,9 @@
 
 The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``, or BCData's
 ``images/`` + ``points/``) and the data's pixel size (``--mpp`` or ``dataset.json``) are
-those of :mod:`wsi_ihc.io.annotated_folder`, shared with evaluation and tuning.
+those of :mod:`wsi_ihc.io.annotated_folder`, shared with evaluation and tuning; slides
+with a QuPath GeoJSON beside them add their annotated regions
+(:mod:`wsi_ihc.io.annotated_slides`), each at the slide's own pixel size.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import cv2
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.io.annotated_folder import list_annotated, load_annotated
+from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated, load_annotated
+from wsi_ihc.io.annotated_slides import list_annotated_slides, load_slide_regions
 from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells
 
 
@@ -51,13 +54,26 @@ def resample(image: np.ndarray, cells: Cells, scale: float) -> tuple[np.ndarray,
 
 
 def load_dataset(
-    data_dir: Path, scale: float, class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+    data_dir: Path,
+    data_mpp: float | None,
+    model_mpp: float,
+    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
 ) -> list[TrainingImage]:
-    """Every annotated image of ``data_dir``, resampled by ``scale`` = data mpp / model mpp."""
+    """Every annotated image and slide region of ``data_dir``, at ``model_mpp``.
+
+    ``data_mpp`` is the pixel size of the plain images (None when there are only slides).
+    """
+    slides = list_annotated_slides(data_dir)
+    items = list_annotated(data_dir, required=not slides)
+    if items and data_mpp is None:
+        folder_mpp(data_dir, None)  # raises: plain images need --mpp or dataset.json
     images = []
-    for item in list_annotated(data_dir):
-        pixels, cells = resample(*load_annotated(item, class_map), scale)
+    for item in items:
+        pixels, cells = resample(*load_annotated(item, class_map), data_mpp / model_mpp)
         images.append(TrainingImage(item.name, item.image_path, pixels, cells))
+    for item in slides:
+        for name, pixels, cells in load_slide_regions(item, model_mpp, class_map):
+            images.append(TrainingImage(name, item.image_path, pixels, cells))
     return images
 
 

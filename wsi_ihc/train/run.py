@@ -40,7 +40,9 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     device = torch.device(config.device)
     if config.precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    images = load_dataset(config.data, config.scale, parse_class_map(config.class_map))
+    images = load_dataset(
+        config.data, config.data_mpp, config.model_mpp, parse_class_map(config.class_map)
+    )
     train_images, val_images = split_by_image(images, config.val_fraction, config.seed)
     record = {
         "config": config.to_json(),
