@@ -326,3 +326,18 @@ def test_two_workers_share_the_slides_and_agree_with_one(
     }
     first, second = spans.values()
     assert any(a0 < b1 and b0 < a1 for a0, a1 in first for b0, b1 in second), spans
+
+
+def test_pattern_with_a_list_file_is_refused(model_path: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from wsi_ihc.cli import cli
+
+    listing = tmp_path / "slides.txt"
+    listing.write_text("a.svs\n")
+    args = ["batch", "--list", listing, "--pattern", "*.ndpi", "--model", model_path]
+    result = CliRunner().invoke(cli, [str(a) for a in (*args, "--out", tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "--pattern filters a folder of slides" in result.output
+    assert str(listing) in result.output
+    assert not (tmp_path / "out").exists()

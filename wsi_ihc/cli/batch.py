@@ -23,7 +23,7 @@ from wsi_ihc.cli.options import inference_options, model_option, quiet_option
     "--pattern",
     default="*",
     show_default=True,
-    help="Glob on the path below SLIDES, e.g. '*.svs' or 'cohort_a/*'.",
+    help="Glob on the path below SLIDES, e.g. '*.svs' or 'cohort_a/*' (not with --list).",
 )
 @model_option()
 @click.option(
@@ -121,6 +121,10 @@ def batch(
     setup_logging(quiet)
     if (slides is None) == (list_file is None):
         raise ConfigError("give a folder of slides or --list FILE (one of them)")
+    if list_file is not None and pattern != "*":
+        raise ConfigError(
+            f"--pattern filters a folder of slides; {list_file} should list only the slides to run"
+        )
     read_card(model_path)  # a bad checkpoint is one error now, not one per slide
     jobs_list = (
         read_slide_list(list_file)
