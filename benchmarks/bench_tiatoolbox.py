@@ -54,9 +54,7 @@ class TiaModel(ModelABC):
 
     @staticmethod
     def infer_batch(model: TiaModel, batch_data: torch.Tensor, *, device: str) -> np.ndarray:
-        probs = model.predictor.predict_tiles(batch_data.numpy())
-        m = model.margin_px
-        core = probs[:, :, m : probs.shape[2] - m, m : probs.shape[3] - m]
+        core = model.predictor.predict_tiles(batch_data.numpy(), model.margin_px)
         return np.ascontiguousarray(core.transpose(0, 2, 3, 1), dtype=np.float32)
 
     def postproc(
@@ -88,8 +86,8 @@ class TiaModel(ModelABC):
 class ZeroCostPredictor(TilePredictor):
     """Same interface and lock, no arithmetic: the limit of an infinitely fast device."""
 
-    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
-        size = self.geometry.tile_px
+    def predict_tiles(self, tiles: np.ndarray, margin_px: int = 0) -> np.ndarray:
+        size = self.geometry.tile_px - 2 * margin_px
         with self._lock:
             return np.zeros((len(tiles), 2, size, size), np.float16)
 

@@ -86,6 +86,8 @@ def test_predict_matches_one_full_tile_and_handles_any_size() -> None:
     with torch.no_grad():
         direct = torch.sigmoid(net(x)["main"])[0, :, 8:56, 8:56].numpy()
     np.testing.assert_allclose(core.astype(np.float32), direct, atol=1e-3)
+    cut = predictor.predict_tiles(tile[None], margin_px=8)[0]  # cut on the device
+    np.testing.assert_array_equal(cut, predictor.predict_tiles(tile[None])[0][:, 8:56, 8:56])
 
 
 def test_predict_cells_rescales_to_the_image(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,9 +66,14 @@ class TilePredictor:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     @torch.inference_mode()
-    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
-        """(N, T, T, 3) uint8 -> (N, 2, T, T) float16 probabilities (sigmoid of logits)."""
+    def predict_tiles(self, tiles: np.ndarray, margin_px: int = 0) -> np.ndarray:
+        """(N, T, T, 3) uint8 -> (N, 2, T - 2m, T - 2m) float16 probabilities (sigmoid).
+
+        The ``margin_px`` border of each tile is cut on the device, before the copy back:
+        on a GPU the returned bytes, not the arithmetic, limit small models.
+        """
         outputs = []
+        inner = slice(margin_px, tiles.shape[1] - margin_px)
         with self._lock:
             for start in range(0, len(tiles), self.batch_size):
                 chunk = tiles[start : start + self.batch_size]
@@ -81,7 +86,8 @@ class TilePredictor:
                 )
                 with self._autocast():
                     logits = self.model(batch)["main"]
-                outputs.append(torch.sigmoid(logits.float()).half().cpu().numpy())
+                core = logits[:, :, inner, inner].float()
+                outputs.append(torch.sigmoid(core).half().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
 
     def predict_region(self, region: np.ndarray) -> np.ndarray:
@@ -97,10 +103,7 @@ class TilePredictor:
         tiles = windows[:: g.stride_px, :: g.stride_px, 0][:rows, :cols].reshape(
             -1, g.tile_px, g.tile_px, 3
         )
-        probs = self.predict_tiles(tiles)
-        core = probs[
-            :, :, g.margin_px : g.margin_px + g.stride_px, g.margin_px : g.margin_px + g.stride_px
-        ]
+        core = self.predict_tiles(tiles, g.margin_px)
         core = core.reshape(rows, cols, 2, g.stride_px, g.stride_px)
         return core.transpose(2, 0, 3, 1, 4).reshape(2, rows * g.stride_px, cols * g.stride_px)
 
