@@ -45,5 +45,6 @@ bench precision 100 benchmarks/bench_precision.py --device "$device" --size 4096
 rm -rf "$demo_dir"
 bench flops 100 benchmarks/bench_flops.py --device "$device" --batch 32 --matmul-n 8192 \
     --precisions bf16,fp16,fp32
+bench read 90 benchmarks/bench_read.py --size "$size" --threads "1,4,$workers,$(nproc)"
 bench pipeline-r18 100 benchmarks/bench_pipeline.py --device "$device" --size "$size" \
     --read-workers "$workers" --encoder resnet18 --tile-px 256 --batch-size 64 --block-tiles 8
