@@ -107,6 +107,20 @@ def test_predict_cells_rescales_to_the_image(monkeypatch: pytest.MonkeyPatch) ->
     assert score_image(cells, truth, radius_px=16).group("agnostic").f1 > 0.8
 
 
+def test_default_read_workers_follow_the_device() -> None:
+    """2 beside a CPU model; on a GPU, decoding needs every core torch may use but one."""
+    from wsi_ihc.infer.run import default_read_workers
+
+    threads = torch.get_num_threads()
+    try:
+        assert default_read_workers(torch.device("cpu")) == 2
+        for cores, readers in ((16, 15), (64, 16), (2, 2)):
+            torch.set_num_threads(cores)
+            assert default_read_workers(torch.device("cuda")) == readers
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_fp16_on_cpu_is_refused() -> None:
     net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
     with pytest.raises(ConfigError, match="fp16"):

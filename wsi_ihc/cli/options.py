@@ -127,9 +127,9 @@ def inference_options(func: F) -> F:
         click.option(
             "--read-workers",
             type=int,
-            default=2,
-            show_default=True,
-            help="Threads reading and decoding the slide beside the model.",
+            default=None,
+            help="Threads reading and decoding the slide beside the model [default: 2 on "
+            "a CPU, whose cores the model needs; on a GPU all cores but one, up to 16].",
         ),
         click.option(
             "--compile",

@@ -15,10 +15,11 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from wsi_ihc import __version__
 from wsi_ihc.infer.geometry import peak_halo_px
@@ -46,7 +47,7 @@ class InferSettings:
     tissue_mask: bool = True
     batch_size: int = 16
     block_tiles: int = 4
-    read_workers: int = 2
+    read_workers: int | None = None  # None: default_read_workers(device)
     compile: bool = False
     quiet: bool = False
 
@@ -72,12 +73,22 @@ def load_model(settings: InferSettings) -> LoadedModel:
         batch_size=settings.batch_size,
     )
     if settings.compile:
-        import torch
-
         # Compiled on the first batch of each shape (seconds to minutes): pays off on
         # large slides only, hence opt-in (benchmarks/bench_compile.py).
         predictor.model = torch.compile(predictor.model)
     return LoadedModel(predictor=predictor, model_id=model_id(Path(settings.model_path)))
+
+
+def default_read_workers(device: torch.device) -> int:
+    """Reader threads when ``--read-workers`` is not given, for a ``torch.device``.
+
+    On a CPU the model uses the cores and 2 readers measured best (benchmarks/RESULTS.md
+    §1). On a GPU decoding sets the pace (§6: ~25 Mpx/s per thread against the ~730 Mpx/s
+    a ResNet-101 consumes on an H200): every core torch may use but one, up to 16.
+    """
+    if device.type != "cuda":
+        return 2
+    return max(2, min(16, torch.get_num_threads() - 1))
 
 
 def output_dir(out_root: Path, slide_path: Path) -> Path:
@@ -94,6 +105,8 @@ def infer_slide(
     model = model or load_model(settings)
     timings["load_model"] = time.perf_counter() - clock
     predictor, card = model.predictor, model.predictor.card
+    if settings.read_workers is None:
+        settings = replace(settings, read_workers=default_read_workers(predictor.device))
     threshold = card.peak_threshold if settings.threshold is None else settings.threshold
     min_distance_um = (
         card.peak_min_distance_um if settings.min_distance_um is None else settings.min_distance_um
@@ -235,7 +248,6 @@ def slide_fingerprint(path: Path) -> str:
 def _versions() -> dict[str, str]:
     import dask
     import openslide
-    import torch
     import zarr
 
     return {
