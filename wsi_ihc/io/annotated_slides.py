@@ -14,7 +14,6 @@ a pyramidal TIFF slide needs another suffix here (e.g. Aperio ``.svs``).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from wsi_ihc.errors import AnnotationError
 from wsi_ihc.io.annotated_folder import AnnotatedImage, find_points_file
-from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, read_points
+from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, geojson_features, read_points
 from wsi_ihc.io.slide import open_slide
 
 #: Slide formats OpenSlide opens, minus the suffixes a folder reads as plain images.
@@ -64,13 +63,8 @@ def slide_mpp(item: AnnotatedImage) -> float:
 
 def region_boxes(path: Path) -> list[Box]:
     """Bounding boxes of the Polygon/MultiPolygon features of a GeoJSON, in its pixels."""
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
-    features = data.get("features", []) if isinstance(data, dict) else data
     boxes = []
-    for feature in features:
+    for feature in geojson_features(path):
         geometry = feature.get("geometry") or {}
         kind, coords = geometry.get("type"), geometry.get("coordinates")
         if kind == "Polygon":

@@ -184,14 +184,18 @@ def _read_csv(path: Path) -> tuple[list[float], list[float], list[str], list[flo
     return xs, ys, names, scores
 
 
-def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list[float] | None]:
+def geojson_features(path: Path) -> list[dict]:
+    """The features of a GeoJSON file: a FeatureCollection's, or QuPath's bare list."""
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
-    features = data.get("features", []) if isinstance(data, dict) else data
+    return data.get("features", []) if isinstance(data, dict) else data
+
+
+def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list[float] | None]:
     xs, ys, names = [], [], []
-    for feature in features:
+    for feature in geojson_features(path):
         geometry = feature.get("geometry") or {}
         coords = geometry.get("coordinates")
         kind = geometry.get("type")
