@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import common
-import numpy as np
 
 from wsi_ihc.evaluate import score_image
 from wsi_ihc.infer.run import infer_slide, load_model
@@ -43,13 +42,8 @@ def main() -> None:
         for precision in precisions:
             settings = common.settings(args, model_path, precision=precision)
             model = load_model(settings)
+            common.warm_up(slide_path, out_root / "warm-up", settings, model)
             card = model.predictor.card
-            model.predictor.predict_tiles(
-                np.zeros((args.batch_size, card.tile_px, card.tile_px, 3), np.uint8)
-            )
-            if args.device.startswith("cuda"):
-                # CUDA loads each precision's kernels lazily, per shape: seconds, once.
-                infer_slide(slide_path, out_root / "warm-up", settings, model=model)
             summary = infer_slide(slide_path, out_root / precision, settings, model=model)
             runs[precision] = (summary, common.read_cells(out_root / precision / slide_path.stem))
     finally:

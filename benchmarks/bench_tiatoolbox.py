@@ -170,15 +170,11 @@ def main() -> None:
         model = LoadedModel(ZeroCostPredictor(p.model, p.card, device=args.device), model.model_id)
     card = model.predictor.card
     dist_px = round(card.peak_min_distance_um / card.mpp)
-    warm = np.zeros((args.batch_size, card.tile_px, card.tile_px, 3), np.uint8)
-    model.predictor.predict_tiles(warm)
 
     out_root = Path(tempfile.mkdtemp(prefix="bench_tiatoolbox_"))
     try:
-        if args.device.startswith("cuda"):
-            # CUDA loads kernels lazily on first use (seconds for a ResNet-101): one untimed
-            # run warms them for both pipelines, which share the model and the process.
-            infer_slide(slide_path, out_root / "warm-up", settings, model=model)
+        # Both pipelines share the model and the process, so one warm-up serves both.
+        common.warm_up(slide_path, out_root / "warm-up", settings, model)
         with common.timer() as ours_t:
             summary = infer_slide(slide_path, out_root / "wsi_ihc", settings, model=model)
         ours = common.read_cells(out_root / "wsi_ihc" / slide_path.stem)

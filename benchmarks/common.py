@@ -174,6 +174,22 @@ def settings(args: argparse.Namespace, model_path: Path, **overrides):
     return InferSettings(**values)
 
 
+def warm_up(slide_path: Path, out_dir: Path, settings, model) -> None:
+    """Run what timing would otherwise pay once: a batch, and on CUDA a whole slide.
+
+    oneDNN builds CPU kernels per shape on first use; CUDA loads kernels lazily, per
+    precision and shape (seconds for a ResNet-101, RESULTS.md §6). ``out_dir`` is scratch.
+    """
+    import numpy as np
+
+    from wsi_ihc.infer.run import infer_slide
+
+    size = model.predictor.card.tile_px
+    model.predictor.predict_tiles(np.zeros((settings.batch_size, size, size, 3), np.uint8))
+    if model.predictor.device.type == "cuda":
+        infer_slide(slide_path, out_dir, settings, model=model)
+
+
 def read_cells(out_dir: Path):
     """The cells an ``infer_slide`` run wrote (level-0 px)."""
     import json
