@@ -69,8 +69,9 @@ class TilePredictor:
     def predict_tiles(self, tiles: np.ndarray, margin_px: int = 0) -> np.ndarray:
         """(N, T, T, 3) uint8 -> (N, 2, T - 2m, T - 2m) float16 probabilities (sigmoid).
 
-        The ``margin_px`` border of each tile is cut on the device, before the copy back:
-        on a GPU the returned bytes, not the arithmetic, limit small models.
+        The ``margin_px`` border of each tile is cut on the device, before the sigmoid and
+        the copy back (44 % fewer bytes at margin = tile/8): on an H200, tiles/s hardly
+        depended on the encoder, so per-batch host work, not arithmetic, set the rate.
         """
         outputs = []
         inner = slice(margin_px, tiles.shape[1] - margin_px)
