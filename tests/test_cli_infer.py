@@ -49,6 +49,23 @@ def test_infer_cli_writes_every_output(
     assert f"positive {summary['counts']['positive']}" in result.output
 
 
+def test_reading_tiles_directly_or_through_openslide_gives_the_same_cells(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    summaries = {}
+    for reader in ("auto", "openslide"):
+        out = tmp_path / reader
+        args = ("--model", tiny_checkpoint, "--out", out, "--device", "cpu", "--reader", reader)
+        result = _run("infer", synthetic_slide, *args)
+        assert result.exit_code == 0, result.output
+        summaries[reader] = json.loads((out / "synthetic" / "summary.json").read_text())
+    assert summaries["auto"]["pixel_reader"] == "tiff tiles (levels 0, 1), else openslide"
+    assert summaries["openslide"]["pixel_reader"] == "openslide"
+    assert summaries["auto"]["total_cells"] > 0
+    cells = [(tmp_path / r / "synthetic" / "cells.csv").read_text() for r in summaries]
+    assert cells[0] == cells[1]
+
+
 @pytest.mark.parametrize(
     ("name", "needle"),
     [

@@ -91,6 +91,7 @@ _INFERENCE_FIELDS = (
     "batch_size",
     "block_tiles",
     "read_workers",
+    "reader",
     "compile",
 )
 
@@ -130,6 +131,15 @@ def inference_options(func: F) -> F:
             default=None,
             help="Threads reading and decoding the slide beside the model [default: 2 on "
             "a CPU, whose cores the model needs; on a GPU all cores but one, up to 16].",
+        ),
+        click.option(
+            "--reader",
+            type=click.Choice(["auto", "openslide"]),
+            default="auto",
+            show_default=True,
+            help="auto: decode the JPEG tiles of Aperio and generic TIFF slides directly "
+            "where that gives OpenSlide's pixels (~4x less reading CPU); openslide: every "
+            "pixel through OpenSlide, which also refuses JPEG data libjpeg only warns about.",
         ),
         click.option(
             "--compile",

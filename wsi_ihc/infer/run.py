@@ -48,6 +48,7 @@ class InferSettings:
     batch_size: int = 16
     block_tiles: int = 4
     read_workers: int | None = None  # None: default_read_workers(device)
+    reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
     quiet: bool = False
 
@@ -117,7 +118,7 @@ def infer_slide(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        with open_slide(Path(slide_path), mpp=settings.mpp) as slide:
+        with open_slide(Path(slide_path), mpp=settings.mpp, reader=settings.reader) as slide:
             clock = _lap(timings, "open", time.perf_counter())
             thumbnail, thumb_mpp = slide.thumbnail()
             width, height = slide.dimensions
@@ -281,6 +282,7 @@ def _summary(
         "slide": str(slide.path),
         "slide_fingerprint": slide_fingerprint(slide.path),
         "vendor": slide.vendor,
+        "pixel_reader": slide.backend.describe(),
         "mpp": slide.mpp,
         "dimensions": list(slide.dimensions),
         **slide_counts(cells, tissue_mm2),

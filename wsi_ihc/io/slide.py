@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from wsi_ihc.errors import SlideError
+from wsi_ihc.io.tiff_tiles import GLASS_RGB, DirectTiff, direct_levels
 
 #: Pixel sizes outside this range (µm/px) come from bogus resolution tags, not a scanner.
 PLAUSIBLE_MPP = (0.05, 20.0)
-GLASS_RGB = 255
 
 
 class _Backend(Protocol):
@@ -32,20 +32,36 @@ class _Backend(Protocol):
 
     def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray: ...
 
+    def describe(self) -> str: ...
+
     def close(self) -> None: ...
 
 
 class _OpenSlideBackend:
-    def __init__(self, handle) -> None:
+    """OpenSlide, with the levels that ``direct`` decodes from their TIFF tiles itself."""
+
+    def __init__(self, handle, direct: DirectTiff) -> None:
         self.handle = handle
+        self.direct = direct
         self.level_dimensions = tuple(handle.level_dimensions)
         self.level_downsamples = tuple(float(d) for d in handle.level_downsamples)
 
     def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        tiles = self.direct.levels.get(level)
+        if tiles is not None:
+            downsample = self.level_downsamples[level]
+            return tiles.read(round(x / downsample), round(y / downsample), width, height)
         rgba = np.asarray(self.handle.read_region((x, y), level, (width, height)))
         return _glass_where_transparent(rgba)
 
+    def describe(self) -> str:
+        if not self.direct.levels:
+            return "openslide"
+        levels = ", ".join(str(level) for level in sorted(self.direct.levels))
+        return f"tiff tiles (levels {levels}), else openslide"
+
     def close(self) -> None:
+        self.direct.close()
         self.handle.close()
 
 
@@ -67,6 +83,9 @@ class _TiaBackend:
         )
         region = np.asarray(region)
         return _glass_where_transparent(region) if region.shape[-1] == 4 else region
+
+    def describe(self) -> str:
+        return f"tiatoolbox ({type(self.reader).__name__})"
 
     def close(self) -> None:
         self.reader = None
@@ -198,11 +217,17 @@ class Slide:
         self.close()
 
 
-def open_slide(path: Path, mpp: float | None = None) -> Slide:
+#: ``reader`` values of :func:`open_slide`.
+READERS = ("auto", "openslide")
+
+
+def open_slide(path: Path, mpp: float | None = None, reader: str = "auto") -> Slide:
     """Open ``path`` with OpenSlide, else TIAToolbox; ``mpp`` overrides the file's pixel size.
 
-    Raises :class:`SlideError` with the file and the problem for anything that is not a
-    readable slide with a plausible pixel size.
+    ``reader="auto"`` decodes the JPEG tiles of Aperio and generic TIFF levels directly
+    where that gives OpenSlide's pixels (:mod:`wsi_ihc.io.tiff_tiles`); ``"openslide"``
+    reads every pixel through OpenSlide. Raises :class:`SlideError` with the file and the
+    problem for anything that is not a readable slide with a plausible pixel size.
     """
     path = Path(path)
     if not path.exists():
@@ -212,7 +237,9 @@ def open_slide(path: Path, mpp: float | None = None) -> Slide:
         if not dicom:
             raise SlideError(f"{path}: is a directory, expected a slide file")
         path = dicom[0]  # OpenSlide opens a DICOM WSI from any one of its files
-    backend, vendor, file_mpp = _open_backend(path)
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
+    backend, vendor, file_mpp = _open_backend(path, direct_tiles=reader == "auto")
     chosen = mpp if mpp is not None else file_mpp
     if chosen is None:
         backend.close()
@@ -229,7 +256,7 @@ def open_slide(path: Path, mpp: float | None = None) -> Slide:
     return slide
 
 
-def _open_backend(path: Path) -> tuple[_Backend, str, float | None]:
+def _open_backend(path: Path, direct_tiles: bool) -> tuple[_Backend, str, float | None]:
     import openslide
 
     try:
@@ -245,7 +272,8 @@ def _open_backend(path: Path) -> tuple[_Backend, str, float | None]:
     )
     file_mpp = (float(mpp_x) + float(mpp_y)) / 2 if mpp_x and mpp_y else None
     vendor = props.get(openslide.PROPERTY_NAME_VENDOR, "unknown")
-    return _OpenSlideBackend(handle), vendor, file_mpp
+    direct = direct_levels(path, handle, vendor) if direct_tiles else DirectTiff(None, {})
+    return _OpenSlideBackend(handle, direct), vendor, file_mpp
 
 
 def _open_tiatoolbox(path: Path) -> tuple[_Backend, str, float | None]:
