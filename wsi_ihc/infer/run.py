@@ -118,8 +118,9 @@ def infer_slide(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
+        clock = time.perf_counter()
         with open_slide(Path(slide_path), mpp=settings.mpp, reader=settings.reader) as slide:
-            clock = _lap(timings, "open", time.perf_counter())
+            clock = _lap(timings, "open", clock)
             thumbnail, thumb_mpp = slide.thumbnail()
             width, height = slide.dimensions
             tissue = (
