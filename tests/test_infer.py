@@ -162,3 +162,25 @@ def test_empty_slide_gives_zero_counts_and_a_warning(tmp_path: Path, stain_model
     assert summary["work"]["tiles_run"] == 0
     assert "no tissue" in summary["warnings"][0]
     assert (tmp_path / "out" / "glass" / "summary.json").is_file()
+
+
+def test_blocks_are_read_in_raster_order(
+    synthetic_slide: Path, stain_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neighbouring blocks share slide tiles: the tile cache relies on this order."""
+    from wsi_ihc.infer import pipeline
+
+    predictor = stain_model.predictor
+    read: list[tuple[int, int]] = []
+
+    def predict_block(slide, predictor, layout, row0, col0, array) -> int:
+        read.append((row0, col0))
+        return 1
+
+    with open_slide(synthetic_slide) as slide:
+        layout = pipeline.MapLayout.for_slide(slide, predictor.card.mpp, 128)
+        blocks = layout.blocks()
+        monkeypatch.setattr(pipeline, "predict_block", predict_block)
+        pipeline.predict_slide(slide, predictor, layout, blocks, None, read_workers=0)
+    assert len(blocks) > 20
+    assert read == blocks == sorted(blocks)

@@ -120,6 +120,13 @@ def predict_slide(
             on_tiles(tiles)
         return tiles
 
-    tasks = [dask.delayed(task, pure=False)(row0, col0) for row0, col0 in blocks]
+    # Named in reverse so that Dask, which runs independent tasks in descending key order,
+    # runs them in raster order: neighbouring blocks share slide tiles, and the reader's
+    # tile cache (and OpenSlide's) only helps if they are read one after the other.
+    last = len(blocks) - 1
+    tasks = [
+        dask.delayed(task, pure=False)(row0, col0, dask_key_name=f"block-{last - i:08d}")
+        for i, (row0, col0) in enumerate(blocks)
+    ]
     counts = dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1)
     return int(np.sum(counts))
