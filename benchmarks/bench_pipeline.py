@@ -122,6 +122,7 @@ def main() -> None:
         f"tile {predictor.card.tile_px} at {predictor.card.mpp} µm/px, {args.precision}, "
         f"batch {args.batch_size}, "
         f"block {args.block_tiles}x{args.block_tiles} tiles, read workers {args.read_workers}, "
+        f"reader {summary['pixel_reader']}, "
         f"torch threads {torch.get_num_threads()}; {tiles} tiles, "
         f"{summary['total_cells']} cells; "
         f"load_model {load['s']:.2f} s (not in the totals)\n"

@@ -90,6 +90,9 @@ def add_model_args(parser: argparse.ArgumentParser, tile_px: int = 256) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-tiles", type=int, default=4)
     parser.add_argument("--read-workers", type=int, default=2)
+    parser.add_argument(
+        "--reader", default="auto", choices=("auto", "openslide"), help="open_slide's reader"
+    )
 
 
 def checkpoint(args: argparse.Namespace) -> Path:
@@ -168,6 +171,7 @@ def settings(args: argparse.Namespace, model_path: Path, **overrides):
         "batch_size": args.batch_size,
         "block_tiles": args.block_tiles,
         "read_workers": args.read_workers,
+        "reader": args.reader,
         "quiet": True,
     }
     values.update(overrides)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The throughput benchmarks on one CUDA GPU, in one command (about 7 minutes on an H100/H200):
+# The throughput benchmarks on one CUDA GPU, in one command (about 9 minutes on an H100/H200):
 #
 #     bash benchmarks/gpu_suite.sh OUTDIR
 #
@@ -35,6 +35,10 @@ r101=(--encoder resnet101 --tile-px 512 --batch-size 32 --block-tiles 4)
 demo_dir=$(mktemp -d)
 bench pipeline-r101 200 benchmarks/bench_pipeline.py --device "$device" --size "$size" \
     --read-workers "$workers" "${r101[@]}"
+# Decoding JPEG tiles directly vs OpenSlide's read_region: alone, then end to end.
+bench read 120 benchmarks/bench_read.py --size "$size" --threads "1,4,$workers" --repeats 2
+bench pipeline-r101-openslide 200 benchmarks/bench_pipeline.py --device "$device" \
+    --size "$size" --read-workers "$workers" --reader openslide --repeats 1 "${r101[@]}"
 bench tiatoolbox 150 benchmarks/bench_tiatoolbox.py --device "$device" --size 8192 \
     --read-workers "$workers" --tia-workers "$workers" "${r101[@]}"
 # The demo on the GPU (resnet18 trained on synthetic tiles, a slide, F1 against its truth);
@@ -45,6 +49,5 @@ bench precision 100 benchmarks/bench_precision.py --device "$device" --size 4096
 rm -rf "$demo_dir"
 bench flops 100 benchmarks/bench_flops.py --device "$device" --batch 32 --matmul-n 8192 \
     --precisions bf16,fp16,fp32
-bench read 90 benchmarks/bench_read.py --size "$size" --threads "1,4,$workers,$(nproc)"
 bench pipeline-r18 100 benchmarks/bench_pipeline.py --device "$device" --size "$size" \
     --read-workers "$workers" --encoder resnet18 --tile-px 256 --batch-size 64 --block-tiles 8
