@@ -127,3 +127,30 @@ def test_fp16_on_cpu_is_refused() -> None:
         TilePredictor(
             net, ModelCard(network=net.config, mpp=0.5, tile_px=64), device="cpu", precision="fp16"
         )
+
+
+def test_the_model_runs_on_one_thread_whichever_thread_calls() -> None:
+    """One OpenMP team for the model, not one per Dask thread (they spin against each other)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stain_model import StainSmoothing, stain_card
+
+    card = stain_card()
+    model = StainSmoothing(card)
+    seen: set[str] = set()
+    forward = model.forward
+
+    def recording_forward(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.add(threading.current_thread().name)
+        return forward(images)
+
+    model.forward = recording_forward
+    predictor = TilePredictor(model, card, device="cpu", precision="fp32", batch_size=2)
+    size = card.tile_px
+    tiles = np.random.default_rng(0).integers(0, 255, (4, size, size, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(3) as callers:
+        results = list(callers.map(lambda _: predictor.predict_tiles(tiles), range(6)))
+    assert len(seen) == 1 and seen.pop().startswith("wsi-ihc-model")
+    for result in results:
+        np.testing.assert_array_equal(result, results[0])

@@ -8,7 +8,7 @@ there (4x less to copy than float32), with autocast and channels-last.
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -30,8 +30,8 @@ class TilePredictor:
     """A model and its card, ready to turn RGB pixels at ``card.mpp`` into probabilities.
 
     ``model`` maps normalised (N, 3, T, T) tensors to ``{"main": logits (N, 2, T, T)}``.
-    Calls are serialised by a lock, so reading threads may share one predictor while the
-    device runs one batch at a time.
+    The model runs on one thread of its own, whichever thread calls: reading threads may
+    share one predictor while the device runs one batch at a time.
     """
 
     def __init__(
@@ -57,7 +57,10 @@ class TilePredictor:
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(card.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(card.std, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._lock = threading.Lock()
+        # One thread for the model, not whichever Dask thread got the block: on a CPU
+        # torch's OpenMP team belongs to the thread that starts it, and a team per calling
+        # thread spins against the others (predict stage 3-4 % slower, RESULTS.md §9).
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="wsi-ihc-model")
 
     def _autocast(self):
         dtype = AUTOCAST_DTYPES[self.precision]
@@ -65,7 +68,6 @@ class TilePredictor:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    @torch.inference_mode()
     def predict_tiles(self, tiles: np.ndarray, margin_px: int = 0) -> np.ndarray:
         """(N, T, T, 3) uint8 -> (N, 2, T - 2m, T - 2m) float16 probabilities (sigmoid).
 
@@ -73,22 +75,24 @@ class TilePredictor:
         the copy back (44 % fewer bytes at margin = tile/8): on an H200, tiles/s hardly
         depended on the encoder, so per-batch host work, not arithmetic, set the rate.
         """
+        return self._model_thread.submit(self._predict_tiles, tiles, margin_px).result()
+
+    @torch.inference_mode()
+    def _predict_tiles(self, tiles: np.ndarray, margin_px: int) -> np.ndarray:
+        """:meth:`predict_tiles` on the model thread."""
         outputs = []
         inner = slice(margin_px, tiles.shape[1] - margin_px)
-        with self._lock:
-            for start in range(0, len(tiles), self.batch_size):
-                chunk = tiles[start : start + self.batch_size]
-                batch = torch.from_numpy(np.require(chunk, requirements=["C", "W"]))
-                if self.device.type == "cuda":
-                    batch = batch.pin_memory()
-                batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-                batch = ((batch - self._mean) / self._std).contiguous(
-                    memory_format=torch.channels_last
-                )
-                with self._autocast():
-                    logits = self.model(batch)["main"]
-                core = logits[:, :, inner, inner].float()
-                outputs.append(torch.sigmoid(core).half().cpu().numpy())
+        for start in range(0, len(tiles), self.batch_size):
+            chunk = tiles[start : start + self.batch_size]
+            batch = torch.from_numpy(np.require(chunk, requirements=["C", "W"]))
+            if self.device.type == "cuda":
+                batch = batch.pin_memory()
+            batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+            batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.model(batch)["main"]
+            core = logits[:, :, inner, inner].float()
+            outputs.append(torch.sigmoid(core).half().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
 
     def predict_region(self, region: np.ndarray) -> np.ndarray:
