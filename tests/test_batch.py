@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -247,10 +248,20 @@ def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
     slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path
 ) -> None:
     """First run: once a slide is done, SIGKILL the worker (no retries: its slide fails),
-    then terminate the batch. Rerun: the done slide is kept, the rest are (re)done."""
+    then terminate the batch. Rerun: the done slide is kept, the rest are (re)done.
+
+    Three hard links per slide (12 slides): slides take well under a second, and the
+    restarted worker must not be able to finish them all before the batch is stopped.
+    """
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for path in sorted(slide_dir.glob("*.svs")):
+        for copy in range(3):
+            os.link(path, slides / f"{path.stem}-{copy}.svs")
+    reference = {f"{stem}-{copy}": cells for stem, cells in reference.items() for copy in range(3)}
     out = tmp_path / "results"
     process = subprocess.Popen(
-        batch_command(slide_dir, model_path, out, "--workers", "1", "--retries", "0"),
+        batch_command(slides, model_path, out, "--workers", "1", "--retries", "0"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -273,7 +284,7 @@ def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
         assert (out / "errors" / f"{stem}.txt").is_file()
     mtimes = {stem: output_mtimes(out / stem) for stem in finished}
 
-    result = run_cli(slide_dir, model_path, out, "--workers", "1")
+    result = run_cli(slides, model_path, out, "--workers", "1")
 
     assert result.returncode == 0, result.stderr
     table = read_table(out)
