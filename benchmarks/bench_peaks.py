@@ -1,13 +1,14 @@
-"""Peak picking alone: megapixels per second of ``find_peaks_dask`` over a stored Zarr map.
+"""Peak picking alone: megapixels per second of ``find_peaks_stored`` over a stored Zarr map.
 
     .venv/bin/python benchmarks/bench_peaks.py [--map-px 8192] [--infer-size 4096]
 
 A (2, H, W) float16 probability map shaped like a real one (a cell-like bump every
 ~11 µm at 0.5 µm/px) is written once with the pipeline's own ``create_store`` (chunked by
-block), then read back and peak-picked the way ``infer_slide`` does it (threads, read
-workers + 1). Also times the stages of ``peak_labels`` on one block, to show where a
-block's time goes, and (``--infer-size`` > 0) the share of peak picking in one whole
-``infer_slide`` run on a synthetic slide with the default small model.
+block), then read back and peak-picked block by block with the code ``infer_slide`` runs
+beside the model (``Neighbourhoods``; threads, read workers + 1). Also times the stages
+of ``peak_labels`` on one block, to show where a block's time goes, and (``--infer-size``
+> 0) what is left of peak picking after the model in one whole ``infer_slide`` run (the
+``peaks`` stage: joining, ordering, keeping cells on tissue).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from pathlib import Path
 
 import common
 import dask
-import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
 from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.infer.peaks import (
-    find_peaks_dask,
     peak_labels,
     tied_with_earlier,
     value_levels,
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--infer-size", type=int, default=4096, help="0: skip infer_slide")
     args = parser.parse_args()
 
-    common.print_header("Peak picking: find_peaks_dask over a stored probability Zarr")
+    common.print_header("Peak picking: find_peaks_stored over a stored probability Zarr")
     block_px = args.block_tiles * TileGeometry.for_tile(args.tile_px).stride_px
     work = Path(tempfile.mkdtemp(prefix="bench_peaks_"))
     try:
@@ -111,8 +111,8 @@ def main() -> None:
                     common.timer() as t,
                     dask.config.set(scheduler="threads", num_workers=workers),
                 ):
-                    found = find_peaks_dask(
-                        da.from_zarr(array), args.threshold, args.min_distance_px
+                    found = find_peaks_stored(
+                        array, block_px, PeakRule(args.threshold, args.min_distance_px)
                     )
                 best, cells = min(best, t["s"]), len(found.x)
             rows.append([workers, mpx, best, mpx / best, cells])
@@ -129,7 +129,7 @@ def main() -> None:
             timings = summary["timings_s"]
             height, width = (round(v * 0.25 / args.model_mpp) for v in summary["dimensions"])
             common.print_table(
-                ["infer_slide", "map Mpx", "peaks s", "total s", "peaks share", "peaks Mpx/s"],
+                ["infer_slide", "map Mpx", "peaks after model s", "total s", "share", "Mpx/s"],
                 [
                     [
                         f"{args.infer_size}² slide, {args.encoder}",

@@ -169,18 +169,24 @@ def test_blocks_are_read_in_raster_order(
 ) -> None:
     """Neighbouring blocks share slide tiles: the tile cache relies on this order."""
     from wsi_ihc.infer import pipeline
+    from wsi_ihc.infer.block_peaks import PeakRule
 
     predictor = stain_model.predictor
     read: list[tuple[int, int]] = []
 
-    def predict_block(slide, predictor, layout, row0, col0, array) -> int:
+    def predict_block(slide, predictor, layout, row0, col0, array):
         read.append((row0, col0))
-        return 1
+        rows = min(layout.block_px, layout.height_px - row0)
+        cols = min(layout.block_px, layout.width_px - col0)
+        return 1, np.zeros((2, rows, cols), np.float16)
 
     with open_slide(synthetic_slide) as slide:
         layout = pipeline.MapLayout.for_slide(slide, predictor.card.mpp, 128)
         blocks = layout.blocks()
+        stored = np.zeros((2, layout.height_px, layout.width_px), np.float16)
         monkeypatch.setattr(pipeline, "predict_block", predict_block)
-        pipeline.predict_slide(slide, predictor, layout, blocks, None, read_workers=0)
-    assert len(blocks) > 20
+        tiles, cells = pipeline.predict_slide(
+            slide, predictor, layout, blocks, stored, PeakRule(0.5, 4), read_workers=0
+        )
+    assert len(blocks) > 20 and tiles == len(blocks) and len(cells) == 0
     assert read == blocks == sorted(blocks)

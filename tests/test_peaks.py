@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dask
-import dask.array as da
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from wsi_ihc.infer.peaks import find_peaks, find_peaks_dask, peak_labels
+from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
+from wsi_ihc.infer.peaks import find_peaks, peak_labels
 
 
 def _reference_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
@@ -35,15 +36,22 @@ def _smooth_maps(seed: int, shape: tuple[int, int], quantise: bool) -> np.ndarra
 
 
 @pytest.mark.parametrize("quantise", [False, True])
-@pytest.mark.parametrize("chunks", [(2, 7, 7), (2, 40, 64), (1, 97, 33), (2, 300, 260)])
-def test_blockwise_equals_whole_array(quantise: bool, chunks: tuple[int, int, int]) -> None:
+@pytest.mark.parametrize("block_px", [7, 40, 97, 300])
+def test_blockwise_equals_whole_array(quantise: bool, block_px: int) -> None:
+    """Blocks of 7 px (= the halo), uneven last blocks, one block: the same cells."""
     maps = _smooth_maps(1, (300, 260), quantise)
     whole = find_peaks(maps, threshold=0.3, min_distance_px=6)
     with dask.config.set(scheduler="synchronous"):
-        blockwise = find_peaks_dask(da.from_array(maps, chunks=chunks), 0.3, 6)
+        blockwise = find_peaks_stored(maps, block_px, PeakRule(0.3, 6))
     assert len(whole) > 20
     key = lambda c: set(zip(c.x.tolist(), c.y.tolist(), c.label.tolist(), strict=True))  # noqa: E731
     assert key(blockwise) == key(whole)
+    assert len(blockwise) == len(whole)  # and no cell twice
+
+
+def test_a_halo_wider_than_a_block_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--block-tiles"):
+        find_peaks_stored(np.zeros((2, 50, 50), np.float16), 6, PeakRule(0.5, 6))
 
 
 @pytest.mark.parametrize("seed", range(6))

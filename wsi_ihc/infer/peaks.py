@@ -1,4 +1,4 @@
-"""Cells as local maxima of the probability maps, whole-array or blockwise with Dask.
+"""Cells as local maxima of the probability maps (blockwise: :mod:`block_peaks`).
 
 A pixel is a cell when the larger of its two class probabilities is >= ``threshold``
 and it is the maximum within the square of half-width ``min_distance_px`` around it
@@ -20,7 +20,6 @@ import math
 import cv2
 import numpy as np
 
-from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.io.points import Cells
 
 #: Probabilities are compared in steps of 2^-20: exact integers in float32.
@@ -91,39 +90,3 @@ def cells_from_labels(labels: np.ndarray, probs: np.ndarray, row0: int = 0, col0
 def find_peaks(probs: np.ndarray, threshold: float, min_distance_px: float) -> Cells:
     """Cells of a whole (2, H, W) array in its pixel coordinates."""
     return cells_from_labels(peak_labels(probs, threshold, min_distance_px), probs)
-
-
-def find_peaks_dask(probs, threshold: float, min_distance_px: float) -> Cells:
-    """Cells of a chunked (2, H, W) dask array, blockwise with a halo; computes the graph.
-
-    The caller chooses the scheduler (this function never sets one globally).
-    """
-    import dask
-    import dask.array as da
-
-    halo = peak_halo_px(min_distance_px)
-    probs = probs.rechunk({0: 2})
-    labels = da.map_overlap(
-        peak_labels,
-        probs,
-        depth={0: 0, 1: halo, 2: halo},
-        boundary="none",
-        trim=True,
-        drop_axis=0,
-        dtype=np.uint8,
-        meta=np.empty((0, 0), np.uint8),
-        threshold=threshold,
-        min_distance_px=min_distance_px,
-    )
-    # map_overlap may merge chunks smaller than the halo; align the maps to its output.
-    probs = probs.rechunk({1: labels.chunks[0], 2: labels.chunks[1]})
-    row_starts = np.cumsum((0, *labels.chunks[0][:-1]))
-    col_starts = np.cumsum((0, *labels.chunks[1][:-1]))
-    label_blocks = labels.to_delayed()
-    prob_blocks = probs.to_delayed()[0]
-    parts = [
-        dask.delayed(cells_from_labels)(label_blocks[i, j], prob_blocks[i, j], row0, col0)
-        for i, row0 in enumerate(row_starts)
-        for j, col0 in enumerate(col_starts)
-    ]
-    return Cells.concat(list(dask.compute(*parts)))

@@ -1,11 +1,13 @@
 """Stream a slide through the model block by block into a Zarr store, with Dask.
 
 One Dask task per block: read the block plus tile margins at the model's mpp (threads
-in parallel; OpenSlide releases the GIL), run its tiles as one batch (the predictor's
-lock lets one batch at a time use the device while other threads read), write the
-block's Zarr chunk. Blocks are chunk-aligned, so writes never overlap, and at most
-``read_workers + 1`` blocks are in memory whatever the slide size. Blocks without
-tissue are never read or run; their chunks stay at the fill value 0.
+in parallel; the decoders release the GIL), run its tiles (the predictor's one model
+thread runs one batch at a time while other threads read), write the block's Zarr
+chunk and keep only its edges. A second task per block picks its cells as soon as its
+neighbours are done (:mod:`wsi_ihc.infer.block_peaks`), while the model goes on. Blocks
+are chunk-aligned, so writes never overlap, and the blocks in memory are those being
+read or picked, whatever the slide size. Blocks without tissue are never read or run;
+their chunks stay at the fill value 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wsi_ihc.infer.block_peaks import Neighbourhoods, PeakRule
 from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import TissueMask
 
@@ -84,8 +88,8 @@ def create_store(path: Path, layout: MapLayout, attributes: dict):
 
 def predict_block(
     slide: Slide, predictor: TilePredictor, layout: MapLayout, row0: int, col0: int, array
-) -> int:
-    """Read, predict and store one block; returns the number of tiles run."""
+) -> tuple[int, np.ndarray]:
+    """Read, predict and store one block; returns the tiles run and the (2, h, w) block."""
     g = predictor.geometry
     rows = min(layout.block_px, layout.height_px - row0)
     cols = min(layout.block_px, layout.width_px - col0)
@@ -97,9 +101,9 @@ def predict_block(
         tile_rows * g.stride_px + 2 * g.margin_px,
         predictor.card.mpp,
     )
-    probs = predictor.predict_region(region)
-    array[:, row0 : row0 + rows, col0 : col0 + cols] = probs[:, :rows, :cols]
-    return tile_rows * tile_cols
+    probs = predictor.predict_region(region)[:, :rows, :cols]
+    array[:, row0 : row0 + rows, col0 : col0 + cols] = probs
+    return tile_rows * tile_cols, probs
 
 
 def predict_slide(
@@ -108,17 +112,28 @@ def predict_slide(
     layout: MapLayout,
     blocks: list[tuple[int, int]],
     array,
+    rule: PeakRule,
     read_workers: int = 2,
     on_tiles: Callable[[int], None] | None = None,
-) -> int:
-    """Run every block through the model with Dask's threaded scheduler; returns tiles run."""
+) -> tuple[int, Cells]:
+    """Run every block through the model and pick its cells, with Dask's threaded scheduler.
+
+    Returns the tiles run and the cells (map pixels) of the blocks run.
+    """
     import dask
 
-    def task(row0: int, col0: int) -> int:
-        tiles = predict_block(slide, predictor, layout, row0, col0, array)
+    def read_block(origin: tuple[int, int]) -> np.ndarray:
+        row0, col0 = origin
+        return np.asarray(array[:, row0 : row0 + layout.block_px, col0 : col0 + layout.block_px])
+
+    shape = (layout.height_px, layout.width_px)
+    hoods = Neighbourhoods(blocks, layout.block_px, shape, rule, read_block)
+
+    def task(row0: int, col0: int) -> tuple[int, Cells]:
+        tiles, probs = predict_block(slide, predictor, layout, row0, col0, array)
         if on_tiles is not None:
             on_tiles(tiles)
-        return tiles
+        return tiles, hoods.finished((row0, col0), probs)
 
     # Named in reverse so that Dask, which runs independent tasks in descending key order,
     # runs them in raster order: neighbouring blocks share slide tiles, and the reader's
@@ -128,5 +143,5 @@ def predict_slide(
         dask.delayed(task, pure=False)(row0, col0, dask_key_name=f"block-{last - i:08d}")
         for i, (row0, col0) in enumerate(blocks)
     ]
-    counts = dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1)
-    return int(np.sum(counts))
+    results = dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1)
+    return sum(tiles for tiles, _ in results), Cells.concat([cells for _, cells in results])

@@ -1,8 +1,10 @@
 """``infer_slide``: one slide from pixels to cells, counts and pictures.
 
 Stages: open the slide -> tissue mask on a thumbnail -> model over tissue blocks into
-``probabilities.zarr`` -> global peak picking over the Zarr -> cells.csv, cells.geojson,
-overlay.png -> summary.json. Everything is written into a hidden ``.<stem>.partial``
+``probabilities.zarr``, each block's peaks picked as soon as its neighbours are stored
+(the ``predict`` timing includes them; ``peaks`` is what is left after the model: joining,
+ordering, keeping cells on tissue) -> cells.csv, cells.geojson, overlay.png ->
+summary.json. Everything is written into a hidden ``.<stem>.partial``
 folder that is renamed to ``<stem>`` only when the summary is written, so a folder
 named after the slide is always complete; a failed run leaves nothing that looks done.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from wsi_ihc import __version__
+from wsi_ihc.infer.block_peaks import PeakRule
 from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.infer.pipeline import MapLayout, create_store, predict_slide, tissue_blocks
 from wsi_ihc.infer.predict import TilePredictor
@@ -138,10 +141,12 @@ def infer_slide(
             array = create_store(
                 partial / "probabilities.zarr", layout, _zarr_attributes(card, layout, model)
             )
-            tiles_run = _run_blocks(slide, predictor, layout, blocks, array, settings)
+            rule = PeakRule(threshold, min_distance_um / card.mpp)
+            tiles_run, cells = _run_blocks(slide, predictor, layout, blocks, array, rule, settings)
             clock = _lap(timings, "predict", clock)
 
-            cells = _pick_cells(array, layout, threshold, min_distance_um / card.mpp, settings)
+            # Map pixels -> level-0 pixel centres, in raster order of the cells.
+            cells = cells.select(np.lexsort((cells.x, cells.y))).rescaled(layout.scale)
             # Only cells on tissue count (the density's denominator); this also makes the
             # result independent of the block size, which decides how much glass is run.
             cells = cells.select(tissue.contains(cells.x * slide.mpp, cells.y * slide.mpp))
@@ -188,7 +193,7 @@ def _check_tissue(slide: Slide, blocks: list) -> list[str]:
     return [message]
 
 
-def _run_blocks(slide, predictor, layout, blocks, array, settings) -> int:
+def _run_blocks(slide, predictor, layout, blocks, array, rule, settings) -> tuple[int, Cells]:
     from tqdm import tqdm
 
     g = predictor.geometry
@@ -204,23 +209,10 @@ def _run_blocks(slide, predictor, layout, blocks, array, settings) -> int:
             layout,
             blocks,
             array,
+            rule,
             read_workers=settings.read_workers,
             on_tiles=bar.update,
         )
-
-
-def _pick_cells(
-    array, layout: MapLayout, threshold: float, min_distance_px: float, settings
-) -> Cells:
-    """Peaks over the whole stored map, then map pixels -> level-0 pixel centres."""
-    import dask
-    import dask.array as da
-
-    from wsi_ihc.infer.peaks import find_peaks_dask
-
-    with dask.config.set(scheduler="threads", num_workers=settings.read_workers + 1):
-        cells = find_peaks_dask(da.from_zarr(array), threshold, min_distance_px)
-    return cells.select(np.lexsort((cells.x, cells.y))).rescaled(layout.scale)
 
 
 def _zarr_attributes(card, layout: MapLayout, model: LoadedModel) -> dict:

@@ -1,0 +1,202 @@
+"""Peaks of a map cut into square blocks, each block's halo taken from its neighbours' edges.
+
+The peak rule looks ``halo`` pixels away (:func:`peak_halo_px`), so a block's cells need
+only the outer ``halo`` rows and columns of its 8 neighbours. When a block is done, its
+edges (:class:`BlockEdges`) are kept, and the thread that finishes the last block around
+another block picks that block's cells at once (:class:`Neighbourhoods`): inside
+``infer`` that is while the model runs on later blocks, with the block read back from
+the Zarr store (one chunk), so memory holds edges, not rows of blocks, and the blocks
+keep their raster order. Over the whole map the cells equal :func:`find_peaks` of the
+whole array; blocks never run read as 0, the Zarr fill value, and outside the map
+counts as absent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.geometry import peak_halo_px
+from wsi_ihc.infer.peaks import cells_from_labels, peak_labels
+from wsi_ihc.io.points import Cells
+
+Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels
+NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+
+
+@dataclass(frozen=True)
+class PeakRule:
+    """What makes a pixel a cell: its probability and its distance to higher pixels."""
+
+    threshold: float
+    min_distance_px: float
+
+    @property
+    def halo(self) -> int:
+        return peak_halo_px(self.min_distance_px)
+
+
+@dataclass(frozen=True)
+class BlockEdges:
+    """The outer ``halo`` rows and columns of one (2, rows, cols) block, copied."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+    @classmethod
+    def of(cls, block: np.ndarray, halo: int) -> BlockEdges:
+        return cls(
+            top=block[:, :halo].copy(),
+            bottom=block[:, block.shape[1] - min(halo, block.shape[1]) :].copy(),
+            left=block[:, :, :halo].copy(),
+            right=block[:, :, block.shape[2] - min(halo, block.shape[2]) :].copy(),
+        )
+
+    def toward(self, dr: int, dc: int, rows: int, cols: int) -> np.ndarray:
+        """The ``rows`` x ``cols`` of this block next to the block at (-dr, -dc) from it.
+
+        ``(dr, dc)`` is where this block lies as seen from that block; ``rows`` or
+        ``cols`` is ignored along an axis where the two blocks are aligned.
+        """
+        if dr == 0:
+            strip = self.right if dc < 0 else self.left
+        else:
+            strip = self.bottom if dr < 0 else self.top
+            strip = strip[:, strip.shape[1] - rows :] if dr < 0 else strip[:, :rows]
+        if dc < 0:
+            return strip[:, :, strip.shape[2] - cols :]
+        return strip[:, :, :cols] if dc > 0 else strip
+
+
+def block_cells(
+    block: np.ndarray,
+    origin: Origin,
+    neighbours: dict[tuple[int, int], BlockEdges],
+    map_shape: tuple[int, int],
+    rule: PeakRule,
+) -> Cells:
+    """Cells in one block, in map pixels, with the halo assembled from ``neighbours``.
+
+    ``neighbours`` maps (dr, dc) to the edges of the block there; a neighbour inside the
+    map that is absent from it (never run) contributes zeros.
+    """
+    rows, cols = block.shape[1:]
+    if not block.size or block.max() < rule.threshold:
+        return Cells.empty()  # no pixel of the block can be a cell
+    row0, col0 = origin
+    h = rule.halo
+    top, left = min(h, row0), min(h, col0)
+    bottom, right = min(h, map_shape[0] - row0 - rows), min(h, map_shape[1] - col0 - cols)
+    region = np.zeros((2, top + rows + bottom, left + cols + right), np.float32)
+    row_parts = {-1: slice(0, top), 0: slice(top, top + rows), 1: slice(top + rows, None)}
+    col_parts = {-1: slice(0, left), 0: slice(left, left + cols), 1: slice(left + cols, None)}
+    region[:, row_parts[0], col_parts[0]] = block
+    for (dr, dc), edges in neighbours.items():
+        part_rows, part_cols = (top if dr < 0 else bottom), (left if dc < 0 else right)
+        region[:, row_parts[dr], col_parts[dc]] = edges.toward(dr, dc, part_rows, part_cols)
+    labels = peak_labels(region, rule.threshold, rule.min_distance_px)
+    return cells_from_labels(labels[top : top + rows, left : left + cols], block, row0, col0)
+
+
+def check_block_size(block_px: int, rule: PeakRule) -> None:
+    """A block's halo must lie within its direct neighbours."""
+    if rule.halo > block_px:
+        raise ConfigError(
+            f"the minimum distance between cells ({rule.min_distance_px:g} map px) needs a "
+            f"halo of {rule.halo} px, more than a block ({block_px} px): use more "
+            f"--block-tiles or a smaller --min-distance-um"
+        )
+
+
+class Neighbourhoods:
+    """Which blocks are done, and the edges their neighbours still need; thread-safe.
+
+    ``finished`` is called once per block (by any thread); it returns the cells of every
+    block whose neighbourhood (itself and the blocks around it that are run) that block
+    completed. Edges are dropped once every block around them has been picked.
+    """
+
+    def __init__(
+        self,
+        blocks: list[Origin],
+        block_px: int,
+        map_shape: tuple[int, int],
+        rule: PeakRule,
+        read_block: Callable[[Origin], np.ndarray],
+    ) -> None:
+        check_block_size(block_px, rule)
+        self.block_px, self.map_shape, self.rule, self.read_block = (
+            block_px,
+            map_shape,
+            rule,
+            read_block,
+        )
+        self.run = set(blocks)
+        self.waiting = {origin: len(self._around(origin)) + 1 for origin in self.run}
+        self.uses = dict(self.waiting)
+        self.edges: dict[Origin, BlockEdges] = {}
+        self.lock = threading.Lock()
+
+    def _around(self, origin: Origin) -> dict[tuple[int, int], Origin]:
+        row0, col0 = origin
+        step = self.block_px
+        around = {(dr, dc): (row0 + dr * step, col0 + dc * step) for dr, dc in NEIGHBOURS}
+        return {offset: other for offset, other in around.items() if other in self.run}
+
+    def finished(self, origin: Origin, block: np.ndarray) -> Cells:
+        """Record ``block`` (just computed at ``origin``); the cells this makes ready."""
+        with self.lock:
+            self.edges[origin] = BlockEdges.of(block, self.rule.halo)
+            ready = []
+            for other in [origin, *self._around(origin).values()]:
+                self.waiting[other] -= 1
+                if not self.waiting[other]:
+                    ready.append((other, self._take(other)))
+        return Cells.concat(
+            [
+                block_cells(self.read_block(o), o, around, self.map_shape, self.rule)
+                for o, around in ready
+            ]
+        )
+
+    def _take(self, origin: Origin) -> dict[tuple[int, int], BlockEdges]:
+        """The edges around ``origin``, releasing those no other block needs any more."""
+        around = self._around(origin)
+        taken = {offset: self.edges[other] for offset, other in around.items()}
+        for other in [origin, *around.values()]:
+            self.uses[other] -= 1
+            if not self.uses[other]:
+                del self.edges[other]
+        return taken
+
+
+def find_peaks_stored(array, block_px: int, rule: PeakRule) -> Cells:
+    """Cells of a stored (2, H, W) map (Zarr or NumPy), in blocks of ``block_px``.
+
+    The caller chooses the Dask scheduler (this function never sets one globally).
+    """
+    import dask
+
+    map_shape = tuple(array.shape[1:])
+
+    def read_block(origin: Origin) -> np.ndarray:
+        row0, col0 = origin
+        return np.asarray(array[:, row0 : row0 + block_px, col0 : col0 + block_px])
+
+    origins = [
+        (row0, col0)
+        for row0 in range(0, map_shape[0], block_px)
+        for col0 in range(0, map_shape[1], block_px)
+    ]
+    hoods = Neighbourhoods(origins, block_px, map_shape, rule, read_block)
+    tasks = [
+        dask.delayed(lambda o: hoods.finished(o, read_block(o)), pure=False)(origin)
+        for origin in origins
+    ]
+    return Cells.concat(list(dask.compute(*tasks)))
