@@ -93,7 +93,7 @@ def block_cells(
     h = rule.halo
     top, left = min(h, row0), min(h, col0)
     bottom, right = min(h, map_shape[0] - row0 - rows), min(h, map_shape[1] - col0 - cols)
-    region = np.zeros((2, top + rows + bottom, left + cols + right), np.float32)
+    region = np.zeros((2, top + rows + bottom, left + cols + right), block.dtype)
     row_parts = {-1: slice(0, top), 0: slice(top, top + rows), 1: slice(top + rows, None)}
     col_parts = {-1: slice(0, left), 0: slice(left, left + cols), 1: slice(left + cols, None)}
     region[:, row_parts[0], col_parts[0]] = block

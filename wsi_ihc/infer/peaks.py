@@ -60,9 +60,13 @@ def tied_with_earlier(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, ha
 
 
 def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
-    """(2, H, W) probabilities -> (H, W) uint8: 0 no cell, 1 other, 2 positive."""
-    probs = np.asarray(probs, dtype=np.float32)
-    peak_map = probs.max(axis=0)
+    """(2, H, W) probabilities -> (H, W) uint8: 0 no cell, 1 other, 2 positive.
+
+    The maps stay in their own dtype (float16 from the store): only their maximum is made
+    float32, as blocks are picked beside the model and their memory adds to its own.
+    """
+    probs = np.asarray(probs)
+    peak_map = np.maximum(probs[0], probs[1], dtype=np.float32)
     labels = np.zeros(peak_map.shape, dtype=np.uint8)
     if not peak_map.size or peak_map.max() < threshold:
         return labels  # glass and blocks that were never run (all 0): no cell, no work
