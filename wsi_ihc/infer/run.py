@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from wsi_ihc import __version__
+from wsi_ihc.infer.allocator import limit_malloc_arenas
 from wsi_ihc.infer.block_peaks import PeakRule
 from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.infer.pipeline import MapLayout, create_store, predict_slide, tissue_blocks
@@ -104,6 +105,7 @@ def infer_slide(
     slide_path: Path, out_root: Path, settings: InferSettings, model: LoadedModel | None = None
 ) -> dict:
     """Run one slide end to end and return its summary (also written as summary.json)."""
+    limit_malloc_arenas()  # before the reading threads allocate (allocator.py says why)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     model = model or load_model(settings)

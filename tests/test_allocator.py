@@ -1,0 +1,20 @@
+"""The glibc arena cap that keeps peak RSS flat (benchmarks/bench_memory.py measures it)."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+
+from wsi_ihc.infer.allocator import limit_malloc_arenas
+
+
+def test_arenas_are_capped_on_glibc_unless_the_user_set_a_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit_malloc_arenas.cache_clear()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's setting stands
+    limit_malloc_arenas.cache_clear()
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
