@@ -131,12 +131,10 @@ class Neighbourhoods:
         read_block: Callable[[Origin], np.ndarray],
     ) -> None:
         check_block_size(block_px, rule)
-        self.block_px, self.map_shape, self.rule, self.read_block = (
-            block_px,
-            map_shape,
-            rule,
-            read_block,
-        )
+        self.block_px = block_px
+        self.map_shape = map_shape
+        self.rule = rule
+        self.read_block = read_block
         self.run = set(blocks)
         self.waiting = {origin: len(self._around(origin)) + 1 for origin in self.run}
         self.uses = dict(self.waiting)

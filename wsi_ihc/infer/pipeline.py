@@ -3,8 +3,8 @@
 One Dask task per block: read the block plus tile margins at the model's mpp (threads
 in parallel; the decoders release the GIL), run its tiles (the predictor's one model
 thread runs one batch at a time while other threads read), write the block's Zarr
-chunk and keep only its edges. A second task per block picks its cells as soon as its
-neighbours are done (:mod:`wsi_ihc.infer.block_peaks`), while the model goes on. Blocks
+chunk and keep only its edges; the task that completes a block's neighbourhood then picks
+that block's cells (:mod:`wsi_ihc.infer.block_peaks`) while the model goes on. Blocks
 are chunk-aligned, so writes never overlap, and the blocks in memory are those being
 read or picked, whatever the slide size. Blocks without tissue are never read or run;
 their chunks stay at the fill value 0.
