@@ -14,7 +14,6 @@ counts as absent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,19 +121,12 @@ class Neighbourhoods:
     completed. Edges are dropped once every block around them has been picked.
     """
 
-    def __init__(
-        self,
-        blocks: list[Origin],
-        block_px: int,
-        map_shape: tuple[int, int],
-        rule: PeakRule,
-        read_block: Callable[[Origin], np.ndarray],
-    ) -> None:
+    def __init__(self, blocks: list[Origin], block_px: int, stored, rule: PeakRule) -> None:
+        """``stored``: the (2, H, W) map (Zarr or NumPy) the blocks are written into."""
         check_block_size(block_px, rule)
         self.block_px = block_px
-        self.map_shape = map_shape
+        self.stored = stored
         self.rule = rule
-        self.read_block = read_block
         self.run = set(blocks)
         self.waiting = {origin: len(self._around(origin)) + 1 for origin in self.run}
         self.uses = dict(self.waiting)
@@ -156,12 +148,15 @@ class Neighbourhoods:
                 self.waiting[other] -= 1
                 if not self.waiting[other]:
                     ready.append((other, self._take(other)))
+        map_shape = tuple(self.stored.shape[1:])
         return Cells.concat(
-            [
-                block_cells(self.read_block(o), o, around, self.map_shape, self.rule)
-                for o, around in ready
-            ]
+            [block_cells(self.read(o), o, around, map_shape, self.rule) for o, around in ready]
         )
+
+    def read(self, origin: Origin) -> np.ndarray:
+        """The stored block at ``origin`` (the last blocks of a row or column are smaller)."""
+        row0, col0 = origin
+        return np.asarray(self.stored[:, row0 : row0 + self.block_px, col0 : col0 + self.block_px])
 
     def _take(self, origin: Origin) -> dict[tuple[int, int], BlockEdges]:
         """The edges around ``origin``, releasing those no other block needs any more."""
@@ -181,20 +176,13 @@ def find_peaks_stored(array, block_px: int, rule: PeakRule) -> Cells:
     """
     import dask
 
-    map_shape = tuple(array.shape[1:])
-
-    def read_block(origin: Origin) -> np.ndarray:
-        row0, col0 = origin
-        return np.asarray(array[:, row0 : row0 + block_px, col0 : col0 + block_px])
-
+    height, width = array.shape[1:]
     origins = [
-        (row0, col0)
-        for row0 in range(0, map_shape[0], block_px)
-        for col0 in range(0, map_shape[1], block_px)
+        (row0, col0) for row0 in range(0, height, block_px) for col0 in range(0, width, block_px)
     ]
-    hoods = Neighbourhoods(origins, block_px, map_shape, rule, read_block)
+    hoods = Neighbourhoods(origins, block_px, array, rule)
     tasks = [
-        dask.delayed(lambda o: hoods.finished(o, read_block(o)), pure=False)(origin)
+        dask.delayed(lambda o: hoods.finished(o, hoods.read(o)), pure=False)(origin)
         for origin in origins
     ]
     return Cells.concat(list(dask.compute(*tasks)))

@@ -67,15 +67,13 @@ def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> 
     """
     probs = np.asarray(probs)
     peak_map = np.maximum(probs[0], probs[1], dtype=np.float32)
-    labels = np.zeros(peak_map.shape, dtype=np.uint8)
-    if not peak_map.size or peak_map.max() < threshold:
-        return labels  # glass and blocks that were never run (all 0): no cell, no work
     half = math.floor(min_distance_px)
     levels = value_levels(peak_map)
     padded, local_max = window_max(levels, half)
     rows, cols = np.nonzero((peak_map >= threshold) & (levels == local_max))
     keep = ~tied_with_earlier(padded, rows, cols, half)
     rows, cols = rows[keep], cols[keep]
+    labels = np.zeros(peak_map.shape, dtype=np.uint8)
     labels[rows, cols] = probs[:, rows, cols].argmax(axis=0).astype(np.uint8) + 1
     return labels
 

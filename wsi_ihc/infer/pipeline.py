@@ -122,12 +122,7 @@ def predict_slide(
     """
     import dask
 
-    def read_block(origin: tuple[int, int]) -> np.ndarray:
-        row0, col0 = origin
-        return np.asarray(array[:, row0 : row0 + layout.block_px, col0 : col0 + layout.block_px])
-
-    shape = (layout.height_px, layout.width_px)
-    hoods = Neighbourhoods(blocks, layout.block_px, shape, rule, read_block)
+    hoods = Neighbourhoods(blocks, layout.block_px, array, rule)
 
     def task(row0: int, col0: int) -> tuple[int, Cells]:
         tiles, probs = predict_block(slide, predictor, layout, row0, col0, array)
