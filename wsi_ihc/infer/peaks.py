@@ -1,16 +1,16 @@
 """Cells as local maxima of the probability maps (blockwise: :mod:`block_peaks`).
 
-A pixel is a cell when the larger of its two class probabilities is >= ``threshold``
-and it is the maximum within the square of half-width ``min_distance_px`` around it
-(as in skimage.feature.peak_local_max), ties going to the first pixel in raster order
-(so a plateau gives one cell, not many). Values are compared to 2^-20. The square's
-maximum is OpenCV's dilation (a separable SIMD filter, ~18x faster than SciPy's
-maximum_filter here); ties are then settled for the few window maxima only, by looking
+A pixel is a cell when the larger of its two class probabilities is >= ``threshold`` and
+it is the maximum within the square of half-width ``min_distance_px`` around it (as in
+skimage.feature.peak_local_max), ties going to the first pixel in raster order (so a
+plateau gives one cell, not many). Values are compared to 2^-20. The square's maximum is
+OpenCV's dilation (a separable SIMD filter, ~18x faster than SciPy's maximum_filter
+here, RESULTS.md §9); ties are then settled for the few window maxima only, by looking
 at the pixels before them in the window. The rule looks only ``d`` pixels away, so a
 block with that halo (:func:`peak_halo_px`) finds exactly the peaks of the whole array
-in its core, and no cell is counted twice at a seam or lost. Raster order within a
-block is global raster order, so no offsets are needed. A cell's class is the argmax of
-the two maps there.
+in its core, and no cell is counted twice at a seam or lost. Raster order within a block
+is global raster order, so no offsets are needed. A cell's class is the argmax of the
+two maps there.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Read the levels of a tiled JPEG TIFF by decoding their tiles directly (tifffile).
 
-Why: OpenSlide's ``read_region`` spends about four times the CPU of the JPEG decoding
+Why: OpenSlide's ``read_region`` spends several times the CPU of the JPEG decoding
 itself (compositing the tiles with cairo into premultiplied ARGB, converting that back
-to RGBA, a PIL copy): 63 vs 272 level-0 Mpx per CPU second on the benchmark slide.
+to RGBA, a PIL copy): blocks at the model's mpp come at 43-47 level-0 Mpx per CPU second
+through OpenSlide and 207-220 decoded here (``benchmarks/bench_read.py``).
 Reading runs beside the model, on the cores a CPU model needs and on the threads that
 feed a GPU, so that overhead is throughput lost.
 
@@ -10,8 +11,9 @@ OpenSlide still opens the slide (format, levels, pixel size, errors). A level is
 here only when its TIFF page is a plain tiled, 8-bit RGB JPEG page of an Aperio or
 generic TIFF slide and the pixels decoded here equal OpenSlide's on check regions;
 anything else stays with OpenSlide, so the fast path can only be used where it gives
-the same pixels. (tiffslide, which reads through tifffile's Zarr store, took 0.13 CPU-s
-where this takes 0.07 for the same blocks, and pads with black, not glass.)
+the same pixels. (tiffslide, which reads through tifffile's Zarr store, took 0.13-0.17
+CPU-s where this takes 0.07 for the same blocks, and pads with black, not glass:
+benchmarks/RESULTS.md §9, one-off measurements.)
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ JPEG = 7
 GLASS_RGB = 255
 
 
-#: Decoded tiles kept per level. Blocks overlap by their tile margins, so without a cache
-#: a block of 4x4 model tiles of 128 px decodes each slide tile ~3.5 times; blocks run in
-#: raster order, so the tiles shared with the previous block (and, on small slides, with
-#: the block row above) are still here.
+#: Decoded tiles kept per level. Blocks overlap by their tile margins: 416 px blocks read
+#: in raster order decoded 7,060 tiles for 3,848 distinct ones without a cache, and 20 %
+#: more reading CPU (benchmarks/RESULTS.md §9). Tiles shared with the previous block (and,
+#: on small slides, with the block row above) are still here.
 TILE_CACHE_BYTES = 64 << 20
 
 
