@@ -28,8 +28,9 @@ from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
 from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.infer.peaks import (
     peak_labels,
+    peak_levels,
+    threshold_level,
     tied_with_earlier,
-    value_levels,
     window_max,
 )
 from wsi_ihc.infer.pipeline import MapLayout, create_store
@@ -62,19 +63,13 @@ def stage_times(block: np.ndarray, threshold: float, min_distance_px: float) -> 
     steps = []
     half = math.floor(min_distance_px)
     with common.timer() as t:
-        probs = np.asarray(block, dtype=np.float32)
-    steps.append(["float16 -> float32", t["s"]])
-    with common.timer() as t:
-        peak_map = probs.max(axis=0)
-    steps.append(["max over classes", t["s"]])
-    with common.timer() as t:
-        levels = value_levels(peak_map)
-    steps.append(["value levels (float32)", t["s"]])
+        levels = peak_levels(block)
+    steps.append(["float16 bits, max over classes (uint16)", t["s"]])
     with common.timer() as t:
         padded, local_max = window_max(levels, half)
     steps.append([f"window maximum {2 * half + 1}x{2 * half + 1} (cv2.dilate)", t["s"]])
     with common.timer() as t:
-        rows, cols = np.nonzero((peak_map >= threshold) & (levels == local_max))
+        rows, cols = np.nonzero((levels >= threshold_level(threshold)) & (levels == local_max))
     steps.append(["threshold & compare & nonzero", t["s"]])
     with common.timer() as t:
         tied_with_earlier(padded, rows, cols, half)

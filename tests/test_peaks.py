@@ -13,11 +13,11 @@ from wsi_ihc.infer.peaks import find_peaks, peak_labels
 
 
 def _reference_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
-    """The rule written the slow, obvious way: one float64 key per pixel, value (to
-    2^-20) first, earlier raster position second, and SciPy's maximum filter over it."""
-    probs = np.asarray(probs, np.float64)
+    """The rule written the slow, obvious way: one float64 key per pixel, value (as
+    float16) first, earlier raster position second, and SciPy's maximum filter over it."""
+    probs = np.asarray(probs, np.float16).astype(np.float64)
     peak_map = probs.max(axis=0)
-    levels = np.round(np.clip(peak_map.astype(np.float32), 0, 1) * ((1 << 20) - 1))
+    levels = np.clip(peak_map, 0, 1) * (1 << 24)  # float16 in [0, 1]: whole 2^-24 steps
     index = np.arange(peak_map.size, dtype=np.float64).reshape(peak_map.shape)
     key = levels * (1 << 28) - index
     size = 2 * int(np.floor(min_distance_px)) + 1
@@ -67,6 +67,28 @@ def test_labels_follow_the_rule_on_random_maps_with_plateaus(seed: int) -> None:
                 peak_labels(maps.astype(dtype), 0.4, min_distance_px),
                 _reference_labels(maps.astype(dtype), 0.4, min_distance_px),
             )
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_values_outside_0_1_are_clipped_and_float32_compared_as_float16(dtype) -> None:
+    """Not probabilities (negative, above 1) and float32 steps finer than float16's."""
+    rng = np.random.default_rng(7)
+    maps = np.stack([ndimage.gaussian_filter(rng.random((60, 70)), 2) for _ in range(2)])
+    maps = (maps - maps.min()) / (maps.max() - maps.min()) * 2.0 - 0.5
+    maps[:, 10:30, 10:35] = 0.5
+    maps[0, 20, 20:24] = [0.7, 0.7 + 1e-5, 0.7 - 1e-5, 0.7]  # one float16 value: a plateau
+    labels = peak_labels(maps.astype(dtype), 0.4, 3)
+    assert labels[20, 20] == 1 and labels[20, 21:24].sum() == 0
+    assert (maps > 1).sum() > 100 and (maps < 0).sum() > 100
+    np.testing.assert_array_equal(labels, _reference_labels(maps.astype(dtype), 0.4, 3))
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
+def test_a_threshold_outside_0_1_is_a_config_error(threshold: float) -> None:
+    with pytest.raises(ConfigError, match="peak threshold"):
+        PeakRule(threshold, 3)
+    with pytest.raises(ConfigError, match="peak threshold"):
+        peak_labels(np.zeros((2, 5, 5), np.float16), threshold, 3)
 
 
 def test_plateau_gives_one_peak_and_distance_is_respected() -> None:

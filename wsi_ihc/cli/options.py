@@ -56,7 +56,7 @@ def model_option(required: bool = True) -> Callable[[F], F]:
 def threshold_option(func: F) -> F:
     return click.option(
         "--threshold",
-        type=float,
+        type=click.FloatRange(0.0, 1.0, min_open=True),
         default=None,
         help="Peak probability threshold [default: the checkpoint's].",
     )(func)

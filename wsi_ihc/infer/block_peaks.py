@@ -20,7 +20,7 @@ import numpy as np
 
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.geometry import peak_halo_px
-from wsi_ihc.infer.peaks import cells_from_labels, peak_labels
+from wsi_ihc.infer.peaks import cells_from_labels, peak_labels, peak_levels, threshold_level
 from wsi_ihc.io.points import Cells
 
 Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels
@@ -33,6 +33,9 @@ class PeakRule:
 
     threshold: float
     min_distance_px: float
+
+    def __post_init__(self) -> None:
+        threshold_level(self.threshold)  # a ConfigError before any block is run
 
     @property
     def halo(self) -> int:
@@ -86,7 +89,7 @@ def block_cells(
     map that is absent from it (never run) contributes zeros.
     """
     rows, cols = block.shape[1:]
-    if not block.size or block.max() < rule.threshold:
+    if not block.size or peak_levels(block).max() < threshold_level(rule.threshold):
         return Cells.empty()  # no pixel of the block can be a cell
     row0, col0 = origin
     h = rule.halo
