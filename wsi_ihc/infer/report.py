@@ -51,8 +51,26 @@ def draw_overlay(
     radius = 1 if canvas.shape[0] * canvas.shape[1] > 1e6 else 2
     for label, (_, colour) in enumerate(QUPATH_CLASSES):
         chosen = cells.label == label
-        for x, y in zip(cells.x[chosen] * factor, cells.y[chosen] * factor, strict=True):
-            cv2.circle(canvas, (round(x), round(y)), radius, colour[::-1], -1)
+        paint_dots(canvas, cells.x[chosen] * factor, cells.y[chosen] * factor, radius, colour[::-1])
     _, encoded = cv2.imencode(".png", canvas)
     with atomic_write(path, "wb") as handle:
         handle.write(encoded.tobytes())
+
+
+def paint_dots(canvas: np.ndarray, x: np.ndarray, y: np.ndarray, radius: int, colour) -> None:
+    """The dots ``cv2.circle(..., thickness=-1)`` draws at (x, y), for all points at once.
+
+    One ``cv2.circle`` call per cell cost 2.4 s for a million cells (a dense slide):
+    the dot's pixels are taken from one call and stamped with NumPy instead.
+    """
+    import cv2
+
+    size = 2 * radius + 3
+    stamp = np.zeros((size, size), np.uint8)
+    cv2.circle(stamp, (radius + 1, radius + 1), radius, 1, -1)
+    centre_x, centre_y = np.round(x).astype(np.int64), np.round(y).astype(np.int64)
+    height, width = canvas.shape[:2]
+    for dy, dx in zip(*np.nonzero(stamp), strict=True):
+        px, py = centre_x + (dx - radius - 1), centre_y + (dy - radius - 1)
+        inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+        canvas[py[inside], px[inside]] = colour
