@@ -185,8 +185,18 @@ def test_blocks_are_read_in_raster_order(
         blocks = layout.blocks()
         stored = np.zeros((2, layout.height_px, layout.width_px), np.float16)
         monkeypatch.setattr(pipeline, "predict_block", predict_block)
-        tiles, cells = pipeline.predict_slide(
-            slide, predictor, layout, blocks, stored, PeakRule(0.5, 4), read_workers=0
+        picked: list = []
+        tiles = pipeline.predict_slide(
+            slide,
+            predictor,
+            layout,
+            blocks,
+            stored,
+            PeakRule(0.5, 4),
+            picked.extend,
+            read_workers=0,
         )
-    assert len(blocks) > 20 and tiles == len(blocks) and len(cells) == 0
+    assert len(blocks) > 20 and tiles == len(blocks)
+    assert sorted(origin for origin, _ in picked) == blocks  # each block picked once
+    assert sum(len(cells) for _, cells in picked) == 0
     assert read == blocks == sorted(blocks)

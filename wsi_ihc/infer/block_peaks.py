@@ -119,9 +119,9 @@ def check_block_size(block_px: int, rule: PeakRule) -> None:
 class Neighbourhoods:
     """Which blocks are done, and the edges their neighbours still need; thread-safe.
 
-    ``finished`` is called once per block (by any thread); it returns the cells of every
-    block whose neighbourhood (itself and the blocks around it that are run) that block
-    completed. Edges are dropped once every block around them has been picked.
+    ``finished`` is called once per block (by any thread); it returns each block whose
+    neighbourhood (itself and the blocks around it that are run) that block completed,
+    with its cells. Edges are dropped once every block around them has been picked.
     """
 
     def __init__(self, blocks: list[Origin], block_px: int, stored, rule: PeakRule) -> None:
@@ -142,8 +142,8 @@ class Neighbourhoods:
         around = {(dr, dc): (row0 + dr * step, col0 + dc * step) for dr, dc in NEIGHBOURS}
         return {offset: other for offset, other in around.items() if other in self.run}
 
-    def finished(self, origin: Origin, block: np.ndarray) -> Cells:
-        """Record ``block`` (just computed at ``origin``); the cells this makes ready."""
+    def finished(self, origin: Origin, block: np.ndarray) -> list[tuple[Origin, Cells]]:
+        """Record ``block`` (just computed at ``origin``); the blocks this makes ready, picked."""
         with self.lock:
             self.edges[origin] = BlockEdges.of(block, self.rule.halo)
             ready = []
@@ -152,9 +152,9 @@ class Neighbourhoods:
                 if not self.waiting[other]:
                     ready.append((other, self._take(other)))
         map_shape = tuple(self.stored.shape[1:])
-        return Cells.concat(
-            [block_cells(self.read(o), o, around, map_shape, self.rule) for o, around in ready]
-        )
+        return [
+            (o, block_cells(self.read(o), o, around, map_shape, self.rule)) for o, around in ready
+        ]
 
     def read(self, origin: Origin) -> np.ndarray:
         """The stored block at ``origin`` (the last blocks of a row or column are smaller)."""
@@ -188,4 +188,4 @@ def find_peaks_stored(array, block_px: int, rule: PeakRule) -> Cells:
         dask.delayed(lambda o: hoods.finished(o, hoods.read(o)), pure=False)(origin)
         for origin in origins
     ]
-    return Cells.concat(list(dask.compute(*tasks)))
+    return Cells.concat([cells for picked in dask.compute(*tasks) for _, cells in picked])

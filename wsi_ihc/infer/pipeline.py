@@ -4,7 +4,8 @@ One Dask task per block: read the block plus tile margins at the model's mpp (th
 in parallel; the decoders release the GIL), run its tiles (the predictor's one model
 thread runs one batch at a time while other threads read), write the block's Zarr
 chunk and keep only its edges; the task that completes a block's neighbourhood then picks
-that block's cells (:mod:`wsi_ihc.infer.block_peaks`) while the model goes on. Blocks
+that block's cells (:mod:`wsi_ihc.infer.block_peaks`) and hands them on (``infer`` writes
+each finished band of blocks, :mod:`wsi_ihc.infer.cell_bands`) while the model goes on. Blocks
 are chunk-aligned, so writes never overlap, and the blocks in memory are those being
 read or picked, whatever the slide size. Blocks without tissue are never read or run;
 their chunks stay at the fill value 0.
@@ -116,22 +117,25 @@ def predict_slide(
     blocks: list[tuple[int, int]],
     array,
     rule: PeakRule,
+    on_cells: Callable[[list[tuple[tuple[int, int], Cells]]], None],
     read_workers: int = 2,
     on_tiles: Callable[[int], None] | None = None,
-) -> tuple[int, Cells]:
+) -> int:
     """Run every block through the model and pick its cells, with Dask's threaded scheduler.
 
-    Returns the tiles run and the cells (map pixels) of the blocks run.
+    ``on_cells`` gets the blocks whose cells (map pixels) have just been picked, on the
+    thread that picked them. Returns the tiles run.
     """
     import dask
 
     hoods = Neighbourhoods(blocks, layout.block_px, array, rule)
 
-    def task(row0: int, col0: int) -> tuple[int, Cells]:
+    def task(row0: int, col0: int) -> int:
         tiles, probs = predict_block(slide, predictor, layout, row0, col0, array)
         if on_tiles is not None:
             on_tiles(tiles)
-        return tiles, hoods.finished((row0, col0), probs)
+        on_cells(hoods.finished((row0, col0), probs))
+        return tiles
 
     # Named in reverse so that Dask, which runs independent tasks in descending key order,
     # runs them in raster order: neighbouring blocks share slide tiles, and the reader's
@@ -141,5 +145,4 @@ def predict_slide(
         dask.delayed(task, pure=False)(row0, col0, dask_key_name=f"block-{last - i:08d}")
         for i, (row0, col0) in enumerate(blocks)
     ]
-    results = dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1)
-    return sum(tiles for tiles, _ in results), Cells.concat([cells for _, cells in results])
+    return sum(dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1))

@@ -1,9 +1,9 @@
 """``infer_slide``: one slide from pixels to cells, counts and pictures.
 
 Stages: open the slide -> tissue mask on a thumbnail -> model over tissue blocks into
-``probabilities.zarr``, each block's peaks picked as soon as its neighbours are stored
-(the ``predict`` timing includes them; ``peaks`` is what is left after the model: joining,
-ordering, keeping cells on tissue) -> cells.csv, cells.geojson, overlay.png ->
+``probabilities.zarr``, each block's peaks picked as soon as its neighbours are stored,
+and each finished band of blocks written to cells.csv and cells.geojson (the ``predict``
+timing includes both; ``peaks`` is what is left after the model) -> overlay.png ->
 summary.json. Everything is written into a hidden ``.<stem>.partial``
 folder that is renamed to ``<stem>`` only when the summary is written, so a folder
 named after the slide is always complete; a failed run leaves nothing that looks done.
@@ -26,12 +26,13 @@ import torch
 from wsi_ihc import __version__
 from wsi_ihc.infer.allocator import limit_malloc_arenas
 from wsi_ihc.infer.block_peaks import PeakRule
+from wsi_ihc.infer.cell_bands import CellBands
 from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.infer.pipeline import MapLayout, create_store, predict_slide, tissue_blocks
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import draw_overlay, slide_counts
 from wsi_ihc.io.atomic import write_json
-from wsi_ihc.io.points import CLASS_NAMES, Cells, write_csv, write_geojson
+from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide
 from wsi_ihc.io.tissue import full_mask, tissue_mask
 
@@ -144,18 +145,26 @@ def infer_slide(
                 partial / "probabilities.zarr", layout, _zarr_attributes(card, layout, model)
             )
             rule = PeakRule(threshold, min_distance_um / card.mpp)
-            tiles_run, cells = _run_blocks(slide, predictor, layout, blocks, array, rule, settings)
-            clock = _lap(timings, "predict", clock)
+            kept: list[Cells] = []
+            with CellFiles(partial / "cells.csv", partial / "cells.geojson") as files:
 
-            # Map pixels -> level-0 pixel centres, in raster order of the cells.
-            cells = cells.select(np.lexsort((cells.x, cells.y))).rescaled(layout.scale)
-            # Only cells on tissue count (the density's denominator); this also makes the
-            # result independent of the block size, which decides how much glass is run.
-            cells = cells.select(tissue.contains(cells.x * slide.mpp, cells.y * slide.mpp))
+                def write_band(cells: Cells) -> None:
+                    # Level-0 px; only cells on tissue count (the density's denominator),
+                    # which also makes the result independent of how much glass is run.
+                    cells = cells.rescaled(layout.scale)
+                    cells = cells.select(tissue.contains(cells.x * slide.mpp, cells.y * slide.mpp))
+                    files.append(cells)
+                    kept.append(cells)
+
+                bands = CellBands(blocks, write_band)
+                tiles_run = _run_blocks(
+                    slide, predictor, layout, blocks, array, rule, bands.add, settings
+                )
+                clock = _lap(timings, "predict", clock)
+                bands.close()
+            cells = Cells.concat(kept)
             clock = _lap(timings, "peaks", clock)
 
-            write_csv(partial / "cells.csv", cells)
-            write_geojson(partial / "cells.geojson", cells)
             draw_overlay(partial / "overlay.png", thumbnail, thumb_mpp, tissue, cells, slide.mpp)
             _lap(timings, "write", clock)
             summary = _summary(
@@ -195,7 +204,7 @@ def _check_tissue(slide: Slide, blocks: list) -> list[str]:
     return [message]
 
 
-def _run_blocks(slide, predictor, layout, blocks, array, rule, settings) -> tuple[int, Cells]:
+def _run_blocks(slide, predictor, layout, blocks, array, rule, on_cells, settings) -> int:
     from tqdm import tqdm
 
     g = predictor.geometry
@@ -212,6 +221,7 @@ def _run_blocks(slide, predictor, layout, blocks, array, rule, settings) -> tupl
             blocks,
             array,
             rule,
+            on_cells,
             read_workers=settings.read_workers,
             on_tiles=bar.update,
         )

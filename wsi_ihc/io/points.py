@@ -211,35 +211,80 @@ def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list
     return xs, ys, names, None
 
 
-def write_csv(path: Path, cells: Cells) -> None:
-    """x, y (level-0 px), class name, score; written atomically.
+CSV_HEADER = "x,y,class,score\r\n"
+GEOJSON_HEAD, GEOJSON_TAIL = '{"type": "FeatureCollection", "features": [', "]}"
 
-    The rows are what ``csv.writer`` writes for them (none needs quoting), formatted in
-    one pass: csv.writer's per-row call took twice as long (1.7 s per million cells).
+
+def csv_rows(cells: Cells) -> str:
+    """The CSV rows of ``cells``: what ``csv.writer`` writes for them (none needs quoting).
+
+    Formatted in one pass: csv.writer's per-row call took twice as long (1.7 s per
+    million cells).
     """
-    row = "{:.2f},{:.2f},{},{:.4f}\r\n".format
-    with atomic_write(path) as handle:
-        handle.write("x,y,class,score\r\n")
-        handle.write("".join(map(row, *_columns(cells, CLASS_NAMES))))
+    return "".join(map("{:.2f},{:.2f},{},{:.4f}\r\n".format, *_columns(cells, CLASS_NAMES)))
 
 
-def write_geojson(path: Path, cells: Cells) -> None:
-    """QuPath FeatureCollection of Point detections, class name and colour, score; atomic.
+def geojson_text(cells: Cells) -> str:
+    """QuPath Point detections (class name and colour, score), comma-separated JSON.
 
-    Features are formatted as text around each class's ``classification`` JSON:
-    ``json.dump`` of nested dicts costs ~40 µs per cell, seconds on a dense slide.
+    Formatted as text around each class's ``classification`` JSON: ``json.dump`` of
+    nested dicts costs ~40 µs per cell, seconds on a dense slide.
     """
     head = '{"type": "Feature", "geometry": {"type": "Point", "coordinates": ['
     middle = ']}, "properties": {"objectType": "detection", "classification": '
     tail = ', "measurements": {"score": '
-    features = [
-        f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}}}}}}}"
-        for x, y, name, score in zip(*_columns(cells, _QUPATH_CLASSIFICATIONS), strict=True)
-    ]
+    return ", ".join(
+        [
+            f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}}}}}}}"
+            for x, y, name, score in zip(*_columns(cells, _QUPATH_CLASSIFICATIONS), strict=True)
+        ]
+    )
+
+
+def write_csv(path: Path, cells: Cells) -> None:
+    """x, y (level-0 px), class name, score; written atomically."""
     with atomic_write(path) as handle:
-        handle.write('{"type": "FeatureCollection", "features": [')
-        handle.write(", ".join(features))
-        handle.write("]}")
+        handle.write(CSV_HEADER + csv_rows(cells))
+
+
+def write_geojson(path: Path, cells: Cells) -> None:
+    """A QuPath FeatureCollection of the cells as Point detections; written atomically."""
+    with atomic_write(path) as handle:
+        handle.write(GEOJSON_HEAD + geojson_text(cells) + GEOJSON_TAIL)
+
+
+class CellFiles:
+    """``cells.csv`` and ``cells.geojson`` written part by part, as cells are found.
+
+    ``infer`` writes each band of blocks as soon as it is picked, so formatting (~3 µs
+    per cell) runs beside the model instead of after it. The files are complete once
+    :meth:`close` has run; they live in the slide's unfinished output folder until then.
+    """
+
+    def __init__(self, csv_path: Path, geojson_path: Path) -> None:
+        self.csv = open(csv_path, "w", newline="")  # noqa: SIM115 (closed in close())
+        self.geojson = open(geojson_path, "w")  # noqa: SIM115
+        self.csv.write(CSV_HEADER)
+        self.geojson.write(GEOJSON_HEAD)
+        self.features = 0
+
+    def append(self, cells: Cells) -> None:
+        if not len(cells):
+            return
+        self.csv.write(csv_rows(cells))
+        self.geojson.write((", " if self.features else "") + geojson_text(cells))
+        self.features += len(cells)
+
+    def close(self) -> None:
+        self.geojson.write(GEOJSON_TAIL)
+        self.csv.close()
+        self.geojson.close()
+
+    def __enter__(self) -> CellFiles:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 #: The ``classification`` object of each class, as JSON text.
