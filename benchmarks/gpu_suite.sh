@@ -33,21 +33,25 @@ cat "$out/machine.txt"
 
 r101=(--encoder resnet101 --tile-px 512 --batch-size 32 --block-tiles 4)
 demo_dir=$(mktemp -d)
+# Most telling first: a run cut short by the command's time limit keeps what finished.
 bench pipeline-r101 200 benchmarks/bench_pipeline.py --device "$device" --size "$size" \
     --read-workers "$workers" "${r101[@]}"
-# Decoding JPEG tiles directly vs OpenSlide's read_region: alone, then end to end.
-bench read 120 benchmarks/bench_read.py --size "$size" --threads "1,4,$workers" --repeats 2
-bench pipeline-r101-openslide 200 benchmarks/bench_pipeline.py --device "$device" \
-    --size "$size" --read-workers "$workers" --reader openslide --repeats 1 "${r101[@]}"
 bench tiatoolbox 150 benchmarks/bench_tiatoolbox.py --device "$device" --size 8192 \
     --read-workers "$workers" --tia-workers "$workers" "${r101[@]}"
 # The demo on the GPU (resnet18 trained on synthetic tiles, a slide, F1 against its truth);
-# its model, trained, is the one whose cells fp32 and the fast precisions must agree on.
+# its model, trained, is the one whose cells fp32 and the fast precisions must agree on,
+# and whose outputs the engine benchmark replays.
 bench demo 150 -m wsi_ihc.demo --out "$demo_dir" --device "$device" --epochs 4
+bench engine 120 benchmarks/bench_engine.py --device "$device" --size "$size" \
+    --read-workers "$workers" --block-tiles 16 --model "$demo_dir/run/model.ckpt"
 bench precision 100 benchmarks/bench_precision.py --device "$device" --size 4096 \
     --precisions fp32,bf16,fp16 --read-workers "$workers" --model "$demo_dir/run/model.ckpt"
 rm -rf "$demo_dir"
-bench flops 100 benchmarks/bench_flops.py --device "$device" --batch 32 --matmul-n 8192 \
-    --precisions bf16,fp16,fp32
+# Decoding JPEG tiles directly vs OpenSlide's read_region: alone, then end to end.
+bench read 120 benchmarks/bench_read.py --size "$size" --threads "1,4,$workers" --repeats 2
 bench pipeline-r18 100 benchmarks/bench_pipeline.py --device "$device" --size "$size" \
     --read-workers "$workers" --encoder resnet18 --tile-px 256 --batch-size 64 --block-tiles 8
+bench flops 100 benchmarks/bench_flops.py --device "$device" --batch 32 --matmul-n 8192 \
+    --precisions bf16,fp16,fp32
+bench pipeline-r101-openslide 200 benchmarks/bench_pipeline.py --device "$device" \
+    --size "$size" --read-workers "$workers" --reader openslide --repeats 1 "${r101[@]}"
