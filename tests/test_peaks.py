@@ -8,8 +8,9 @@ import pytest
 from scipy import ndimage
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
+from wsi_ihc.infer.block_peaks import Neighbourhoods, PeakRule, find_peaks_stored
 from wsi_ihc.infer.peaks import find_peaks, peak_labels
+from wsi_ihc.io.points import Cells
 
 
 def _reference_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> np.ndarray:
@@ -47,6 +48,44 @@ def test_blockwise_equals_whole_array(quantise: bool, block_px: int) -> None:
     key = lambda c: set(zip(c.x.tolist(), c.y.tolist(), c.label.tolist(), strict=True))  # noqa: E731
     assert key(blockwise) == key(whole)
     assert len(blockwise) == len(whole)  # and no cell twice
+
+
+class _CountingStore:
+    """A stored map that counts the blocks read back from it."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape, self.reads = array, array.shape, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self.array[key]
+
+
+@pytest.mark.parametrize(("keep_bytes", "reads"), [(1 << 30, 0), (0, 42), (40 * 40 * 4 * 5, None)])
+def test_blocks_are_kept_in_memory_within_the_budget(keep_bytes: int, reads: int | None) -> None:
+    """Blocks kept or read back (past the budget), the cells are the same."""
+    maps = _smooth_maps(2, (240, 280), quantise=True)
+    store = _CountingStore(maps)
+    hoods = Neighbourhoods(
+        [(r, c) for r in range(0, 240, 40) for c in range(0, 280, 40)],
+        40,
+        store,
+        PeakRule(0.3, 6),
+        keep_bytes=keep_bytes,
+    )
+    picked = []
+    for origin in sorted(hoods.run):
+        row0, col0 = origin
+        picked += hoods.finished(origin, maps[:, row0 : row0 + 40, col0 : col0 + 40])
+    assert len(picked) == 42 and not hoods.kept and hoods.kept_bytes == 0
+    if reads is None:  # a budget of 5 blocks: some kept, the rest read back
+        assert 0 < store.reads < 42
+    else:
+        assert store.reads == reads
+    cells = Cells.concat([found for _, found in picked])
+    whole = find_peaks(maps, threshold=0.3, min_distance_px=6)
+    key = lambda c: set(zip(c.x.tolist(), c.y.tolist(), c.label.tolist(), strict=True))  # noqa: E731
+    assert key(cells) == key(whole) and len(cells) == len(whole)
 
 
 def test_a_halo_wider_than_a_block_is_a_config_error() -> None:

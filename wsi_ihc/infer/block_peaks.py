@@ -4,9 +4,10 @@ The peak rule looks ``halo`` pixels away (:func:`peak_halo_px`), so a block's ce
 only the outer ``halo`` rows and columns of its 8 neighbours. When a block is done, its
 edges (:class:`BlockEdges`) are kept, and the thread that finishes the last block around
 another block picks that block's cells at once (:class:`Neighbourhoods`): inside
-``infer`` that is while the model runs on later blocks, with the block read back from
-the Zarr store (one chunk), so memory holds edges, not rows of blocks, and the blocks
-keep their raster order. Over the whole map the cells equal :func:`find_peaks` of the
+``infer`` that is while the model runs on later blocks. The block itself is kept in
+memory until then, up to a budget (:data:`KEEP_BYTES`), and read back from the Zarr
+store (one chunk) past it, so memory stays flat on wide slides; the blocks keep their
+raster order. Over the whole map the cells equal :func:`find_peaks` of the
 whole array; blocks never run read as 0, the Zarr fill value, and outside the map
 counts as absent.
 """
@@ -116,6 +117,13 @@ def check_block_size(block_px: int, rule: PeakRule) -> None:
         )
 
 
+#: Finished blocks kept in memory until they are picked, instead of read back from the
+#: store (a Zarr read is decompression: 12-14 % of the engine's CPU, RESULTS.md §10). A
+#: block waits about one row of blocks for its neighbours below; past this budget (a row
+#: of a ~100k px wide slide), blocks are read back, so memory stays flat.
+KEEP_BYTES = 256 << 20
+
+
 class Neighbourhoods:
     """Which blocks are done, and the edges their neighbours still need; thread-safe.
 
@@ -124,7 +132,14 @@ class Neighbourhoods:
     with its cells. Edges are dropped once every block around them has been picked.
     """
 
-    def __init__(self, blocks: list[Origin], block_px: int, stored, rule: PeakRule) -> None:
+    def __init__(
+        self,
+        blocks: list[Origin],
+        block_px: int,
+        stored,
+        rule: PeakRule,
+        keep_bytes: int = KEEP_BYTES,
+    ) -> None:
         """``stored``: the (2, H, W) map (Zarr or NumPy) the blocks are written into."""
         check_block_size(block_px, rule)
         self.block_px = block_px
@@ -134,6 +149,8 @@ class Neighbourhoods:
         self.waiting = {origin: len(self._around(origin)) + 1 for origin in self.run}
         self.uses = dict(self.waiting)
         self.edges: dict[Origin, BlockEdges] = {}
+        self.kept: dict[Origin, np.ndarray] = {}
+        self.kept_bytes, self.keep_bytes = 0, keep_bytes
         self.lock = threading.Lock()
 
     def _around(self, origin: Origin) -> dict[tuple[int, int], Origin]:
@@ -144,16 +161,28 @@ class Neighbourhoods:
 
     def finished(self, origin: Origin, block: np.ndarray) -> list[tuple[Origin, Cells]]:
         """Record ``block`` (just computed at ``origin``); the blocks this makes ready, picked."""
+        block = np.ascontiguousarray(block)  # a view would keep its whole base alive
         with self.lock:
             self.edges[origin] = BlockEdges.of(block, self.rule.halo)
+            if self.kept_bytes + block.nbytes <= self.keep_bytes:
+                self.kept[origin] = block
+                self.kept_bytes += block.nbytes
             ready = []
             for other in [origin, *self._around(origin).values()]:
                 self.waiting[other] -= 1
                 if not self.waiting[other]:
-                    ready.append((other, self._take(other)))
+                    kept = self.kept.pop(other, None)
+                    self.kept_bytes -= 0 if kept is None else kept.nbytes
+                    ready.append((other, self._take(other), kept))
         map_shape = tuple(self.stored.shape[1:])
         return [
-            (o, block_cells(self.read(o), o, around, map_shape, self.rule)) for o, around in ready
+            (
+                o,
+                block_cells(
+                    self.read(o) if kept is None else kept, o, around, map_shape, self.rule
+                ),
+            )
+            for o, around, kept in ready
         ]
 
     def read(self, origin: Origin) -> np.ndarray:
