@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from wsi_ihc.infer.block_peaks import Origin
 from wsi_ihc.io.points import Cells
-
-Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels
 
 
 class CellBands:

@@ -7,8 +7,9 @@ chunk and keep only its edges; the task that completes a block's neighbourhood t
 that block's cells (:mod:`wsi_ihc.infer.block_peaks`) and hands them on (``infer`` writes
 each finished band of blocks, :mod:`wsi_ihc.infer.cell_bands`) while the model goes on. Blocks
 are chunk-aligned, so writes never overlap, and the blocks in memory are those being
-read or picked, whatever the slide size. Blocks without tissue are never read or run;
-their chunks stay at the fill value 0.
+read or picked, whatever the slide size. Blocks without tissue are never read or run,
+nor are the tiles of a block out of reach of tissue (:class:`TissueReach`); they stay
+at the fill value 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.block_peaks import Neighbourhoods, PeakRule
+from wsi_ihc.infer.block_peaks import Neighbourhoods, Origin, PeakRule
+from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide
@@ -46,6 +48,10 @@ class MapLayout:
             scale=scale,
         )
 
+    def block_shape(self, row0: int, col0: int) -> tuple[int, int]:
+        """Map pixels (rows, cols) of the block at (row0, col0); the last ones are smaller."""
+        return min(self.block_px, self.height_px - row0), min(self.block_px, self.width_px - col0)
+
     def blocks(self) -> list[tuple[int, int]]:
         """(row0, col0) of every block, in map pixels."""
         return [
@@ -55,21 +61,46 @@ class MapLayout:
         ]
 
 
-def tissue_blocks(
-    layout: MapLayout, tissue: TissueMask, mpp: float, halo_px: int
-) -> list[tuple[int, int]]:
-    """The blocks within ``halo_px`` (+ one mask pixel) of tissue.
+@dataclass(frozen=True)
+class TissueReach:
+    """The map pixels the peak picker looks at for cells on tissue: within ``halo_px``
+    (+ one mask pixel) of it.
 
-    Every pixel that the peak picker looks at for a cell on tissue is then predicted,
-    so the cells do not depend on which glass blocks were skipped.
+    Only the blocks, and within them the tiles, that hold such pixels are run; the rest
+    stays 0. Every pixel a cell on tissue depends on is then predicted, so the cells do
+    not depend on how much glass was skipped, nor on the block size: tiles lie on one
+    global grid, so the tiles run are the same for any block size.
     """
-    pad_um = halo_px * mpp + tissue.mpp
-    size_um = layout.block_px * mpp + 2 * pad_um
-    return [
-        (row0, col0)
-        for row0, col0 in layout.blocks()
-        if tissue.any_in(col0 * mpp - pad_um, row0 * mpp - pad_um, size_um, size_um)
-    ]
+
+    tissue: TissueMask
+    mpp: float  # of the map
+    halo_px: int
+
+    def near(self, row0: int, col0: int, height: int, width: int) -> bool:
+        """Whether the map rectangle (map pixels) lies within reach of tissue."""
+        pad_um = self.halo_px * self.mpp + self.tissue.mpp
+        return self.tissue.any_in(
+            col0 * self.mpp - pad_um,
+            row0 * self.mpp - pad_um,
+            width * self.mpp + 2 * pad_um,
+            height * self.mpp + 2 * pad_um,
+        )
+
+    def plan(self, layout: MapLayout, geometry: TileGeometry) -> dict[Origin, np.ndarray]:
+        """For each block within reach, in raster order: which of its tiles to run."""
+        step = geometry.stride_px
+        plans = {}
+        for row0, col0 in layout.blocks():
+            if not self.near(row0, col0, layout.block_px, layout.block_px):
+                continue
+            rows, cols = (geometry.grid(n) for n in layout.block_shape(row0, col0))
+            plans[(row0, col0)] = np.array(
+                [
+                    [self.near(row0 + i * step, col0 + j * step, step, step) for j in range(cols)]
+                    for i in range(rows)
+                ]
+            )
+        return plans
 
 
 def create_store(path: Path, layout: MapLayout, attributes: dict):
@@ -91,13 +122,21 @@ def create_store(path: Path, layout: MapLayout, attributes: dict):
 
 
 def predict_block(
-    slide: Slide, predictor: TilePredictor, layout: MapLayout, row0: int, col0: int, array
+    slide: Slide,
+    predictor: TilePredictor,
+    layout: MapLayout,
+    origin: Origin,
+    run: np.ndarray,
+    array,
 ) -> tuple[int, np.ndarray]:
-    """Read, predict and store one block; returns the tiles run and the (2, h, w) block."""
+    """Read, predict and store one block; returns the tiles run and the (2, h, w) block.
+
+    ``run`` (tile rows x tile cols, bool) says which tiles to run; the others are 0.
+    """
     g = predictor.geometry
-    rows = min(layout.block_px, layout.height_px - row0)
-    cols = min(layout.block_px, layout.width_px - col0)
-    tile_rows, tile_cols = g.grid(rows), g.grid(cols)
+    row0, col0 = origin
+    rows, cols = layout.block_shape(row0, col0)
+    tile_rows, tile_cols = run.shape
     region = slide.read_at_mpp(
         (col0 - g.margin_px) * layout.scale,
         (row0 - g.margin_px) * layout.scale,
@@ -105,36 +144,38 @@ def predict_block(
         tile_rows * g.stride_px + 2 * g.margin_px,
         predictor.card.mpp,
     )
-    probs = predictor.predict_region(region)[:, :rows, :cols]
+    probs = predictor.predict_region(region, run)[:, :rows, :cols]
     array[:, row0 : row0 + rows, col0 : col0 + cols] = probs
-    return tile_rows * tile_cols, probs
+    return int(run.sum()), probs
 
 
 def predict_slide(
     slide: Slide,
     predictor: TilePredictor,
     layout: MapLayout,
-    blocks: list[tuple[int, int]],
+    plans: dict[Origin, np.ndarray],
     array,
     rule: PeakRule,
-    on_cells: Callable[[list[tuple[tuple[int, int], Cells]]], None],
+    on_cells: Callable[[list[tuple[Origin, Cells]]], None],
     read_workers: int = 2,
     on_tiles: Callable[[int], None] | None = None,
 ) -> int:
-    """Run every block through the model and pick its cells, with Dask's threaded scheduler.
+    """Run the blocks of ``plans`` (:meth:`TissueReach.plan`) and pick their cells, with
+    Dask's threaded scheduler.
 
     ``on_cells`` gets the blocks whose cells (map pixels) have just been picked, on the
     thread that picked them. Returns the tiles run.
     """
     import dask
 
+    blocks = list(plans)
     hoods = Neighbourhoods(blocks, layout.block_px, array, rule)
 
-    def task(row0: int, col0: int) -> int:
-        tiles, probs = predict_block(slide, predictor, layout, row0, col0, array)
+    def task(origin: Origin) -> int:
+        tiles, probs = predict_block(slide, predictor, layout, origin, plans[origin], array)
         if on_tiles is not None:
             on_tiles(tiles)
-        on_cells(hoods.finished((row0, col0), probs))
+        on_cells(hoods.finished(origin, probs))
         return tiles
 
     # Named in reverse so that Dask, which runs independent tasks in descending key order,
@@ -142,7 +183,7 @@ def predict_slide(
     # tile cache (and OpenSlide's) only helps if they are read one after the other.
     last = len(blocks) - 1
     tasks = [
-        dask.delayed(task, pure=False)(row0, col0, dask_key_name=f"block-{last - i:08d}")
-        for i, (row0, col0) in enumerate(blocks)
+        dask.delayed(task, pure=False)(origin, dask_key_name=f"block-{last - i:08d}")
+        for i, origin in enumerate(blocks)
     ]
     return sum(dask.compute(*tasks, scheduler="threads", num_workers=read_workers + 1))

@@ -95,20 +95,24 @@ class TilePredictor:
             outputs.append(torch.sigmoid(core).half().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
 
-    def predict_region(self, region: np.ndarray) -> np.ndarray:
+    def predict_region(self, region: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for the tile cores of a region read with the margins included.
 
         ``region`` is (rows·S + 2m, cols·S + 2m, 3) uint8 for stride S and margin m; the
-        result is (2, rows·S, cols·S) float16, the tile cores stitched edge to edge.
+        result is (2, rows·S, cols·S) float16, the tile cores stitched edge to edge. Only
+        the tiles where ``run`` (rows x cols, bool) is set are run; the others are 0.
         """
         g = self.geometry
         rows = (region.shape[0] - 2 * g.margin_px) // g.stride_px
         cols = (region.shape[1] - 2 * g.margin_px) // g.stride_px
         windows = np.lib.stride_tricks.sliding_window_view(region, (g.tile_px, g.tile_px, 3))
-        tiles = windows[:: g.stride_px, :: g.stride_px, 0][:rows, :cols].reshape(
-            -1, g.tile_px, g.tile_px, 3
-        )
-        core = self.predict_tiles(tiles, g.margin_px)
+        tiles = windows[:: g.stride_px, :: g.stride_px, 0][:rows, :cols]
+        if run is None:
+            core = self.predict_tiles(tiles.reshape(-1, g.tile_px, g.tile_px, 3), g.margin_px)
+        else:
+            core = np.zeros((rows * cols, 2, g.stride_px, g.stride_px), np.float16)
+            if run.any():
+                core[run.ravel()] = self.predict_tiles(tiles[run], g.margin_px)
         core = core.reshape(rows, cols, 2, g.stride_px, g.stride_px)
         return core.transpose(2, 0, 3, 1, 4).reshape(2, rows * g.stride_px, cols * g.stride_px)
 

@@ -28,7 +28,7 @@ from wsi_ihc.infer.allocator import limit_malloc_arenas
 from wsi_ihc.infer.block_peaks import PeakRule
 from wsi_ihc.infer.cell_bands import CellBands
 from wsi_ihc.infer.geometry import peak_halo_px
-from wsi_ihc.infer.pipeline import MapLayout, create_store, predict_slide, tissue_blocks
+from wsi_ihc.infer.pipeline import MapLayout, TissueReach, create_store, predict_slide
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import draw_overlay, slide_counts
 from wsi_ihc.io.atomic import write_json
@@ -137,7 +137,8 @@ def infer_slide(
             block_px = settings.block_tiles * predictor.geometry.stride_px
             layout = MapLayout.for_slide(slide, card.mpp, block_px)
             halo_px = peak_halo_px(min_distance_um / card.mpp)
-            blocks = tissue_blocks(layout, tissue, card.mpp, halo_px)
+            plans = TissueReach(tissue, card.mpp, halo_px).plan(layout, predictor.geometry)
+            blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
 
@@ -158,7 +159,7 @@ def infer_slide(
 
                 bands = CellBands(blocks, write_band)
                 tiles_run = _run_blocks(
-                    slide, predictor, layout, blocks, array, rule, bands.add, settings
+                    slide, predictor, layout, plans, array, rule, bands.add, settings
                 )
                 clock = _lap(timings, "predict", clock)
                 bands.close()
@@ -204,21 +205,16 @@ def _check_tissue(slide: Slide, blocks: list) -> list[str]:
     return [message]
 
 
-def _run_blocks(slide, predictor, layout, blocks, array, rule, on_cells, settings) -> int:
+def _run_blocks(slide, predictor, layout, plans, array, rule, on_cells, settings) -> int:
     from tqdm import tqdm
 
-    g = predictor.geometry
-    total = sum(
-        g.grid(min(layout.block_px, layout.height_px - r))
-        * g.grid(min(layout.block_px, layout.width_px - c))
-        for r, c in blocks
-    )
+    total = int(sum(run.sum() for run in plans.values()))
     with tqdm(total=total, unit="tile", desc="model", disable=settings.quiet, leave=False) as bar:
         return predict_slide(
             slide,
             predictor,
             layout,
-            blocks,
+            plans,
             array,
             rule,
             on_cells,
