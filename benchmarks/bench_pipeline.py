@@ -26,10 +26,11 @@ import common
 import numpy as np
 import torch
 
-from wsi_ihc.infer.pipeline import MapLayout, predict_block
+from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_block
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.run import infer_slide, load_model
 from wsi_ihc.io.slide import open_slide
+from wsi_ihc.io.tissue import full_mask
 
 
 class _TileCapture:
@@ -60,8 +61,11 @@ def block_batches(slide_path: Path, predictor: TilePredictor, block_px: int) -> 
     capture = _TileCapture(predictor)
     with open_slide(slide_path) as slide:
         layout = MapLayout.for_slide(slide, predictor.card.mpp, block_px)
-        for row0, col0 in layout.blocks():
-            predict_block(slide, capture, layout, row0, col0, _Discard())
+        width, height = slide.dimensions
+        everything = full_mask(width * slide.mpp, height * slide.mpp)  # as common.settings
+        plans = TissueReach(everything, predictor.card.mpp, 0).plan(layout, predictor.geometry)
+        for origin, run in plans.items():
+            predict_block(slide, capture, layout, origin, run, _Discard())
     return capture.batches
 
 

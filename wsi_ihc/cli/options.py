@@ -120,10 +120,10 @@ def inference_options(func: F) -> F:
         ),
         click.option(
             "--block-tiles",
-            type=int,
-            default=4,
-            show_default=True,
-            help="A block (one Dask task, one Zarr chunk) is N×N tiles.",
+            type=click.IntRange(min=1),
+            default=None,
+            help="A block (one Dask task, one Zarr chunk) is N×N tiles [default: blocks of "
+            "about 1536 px at the model's mpp, 4 tiles of 512 px].",
         ),
         click.option(
             "--read-workers",

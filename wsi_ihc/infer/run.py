@@ -51,7 +51,7 @@ class InferSettings:
     mpp: float | None = None
     tissue_mask: bool = True
     batch_size: int = 16
-    block_tiles: int = 4
+    block_tiles: int | None = None  # None: default_block_tiles(tile stride)
     read_workers: int | None = None  # None: default_read_workers(device)
     reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
@@ -97,6 +97,21 @@ def default_read_workers(device: torch.device) -> int:
     return max(2, min(16, torch.get_num_threads() - 1))
 
 
+#: Blocks of about this many map pixels a side when ``--block-tiles`` is not given.
+BLOCK_PX = 1536
+
+
+def default_block_tiles(stride_px: int) -> int:
+    """Tiles per block side when ``--block-tiles`` is not given: blocks of ~``BLOCK_PX``.
+
+    Each block costs a Zarr chunk write (~2 ms of zarr's own overhead), a Dask task and a
+    halo; with glass tiles skipped inside blocks, larger blocks run no more tiles. 384 px
+    blocks cost twice the CPU per pixel of 1536 px ones (benchmarks/bench_engine.py,
+    RESULTS.md §10), with the same end-to-end ratio on a CPU.
+    """
+    return max(1, round(BLOCK_PX / stride_px))
+
+
 def output_dir(out_root: Path, slide_path: Path) -> Path:
     """Where a slide's results go: ``out_root/<slide stem>``."""
     return Path(out_root) / Path(slide_path).name.split(".")[0]
@@ -134,7 +149,8 @@ def infer_slide(
                 if settings.tissue_mask
                 else full_mask(width * slide.mpp, height * slide.mpp, thumb_mpp)
             )
-            block_px = settings.block_tiles * predictor.geometry.stride_px
+            stride = predictor.geometry.stride_px
+            block_px = (settings.block_tiles or default_block_tiles(stride)) * stride
             layout = MapLayout.for_slide(slide, card.mpp, block_px)
             halo_px = peak_halo_px(min_distance_um / card.mpp)
             plans = TissueReach(tissue, card.mpp, halo_px).plan(layout, predictor.geometry)
