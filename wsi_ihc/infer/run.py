@@ -89,8 +89,9 @@ def default_read_workers(device: torch.device) -> int:
     """Reader threads when ``--read-workers`` is not given, for a ``torch.device``.
 
     On a CPU the model uses the cores and 2 readers measured best (benchmarks/RESULTS.md
-    §1). On a GPU decoding sets the pace (§6: ~25 Mpx/s per thread against the ~730 Mpx/s
-    a ResNet-101 consumes on an H200): every core torch may use but one, up to 16.
+    §1). On a GPU decoding sets the pace (§6: ~25 Mpx/s per thread through OpenSlide against
+    the 410 level-0 Mpx/s a ResNet-101 consumes on an H200, §10): every core torch may use
+    but one, up to 16.
     """
     if device.type != "cuda":
         return 2
@@ -106,7 +107,7 @@ def default_block_tiles(stride_px: int) -> int:
 
     Each block costs a Zarr chunk write (~2 ms of zarr's own overhead), a Dask task and a
     halo; with glass tiles skipped inside blocks, larger blocks run no more tiles. 384 px
-    blocks cost twice the CPU per pixel of 1536 px ones (benchmarks/bench_engine.py,
+    blocks cost 1.7-1.9 times the CPU per pixel of 1536 px ones (benchmarks/bench_engine.py,
     RESULTS.md §10), with the same end-to-end ratio on a CPU.
     """
     return max(1, round(BLOCK_PX / stride_px))
