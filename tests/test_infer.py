@@ -123,6 +123,9 @@ def test_counts_match_ground_truth_and_outputs_agree(
     assert written["density_per_mm2"]["positive"] == pytest.approx(positive / area, rel=1e-3)
     stride = stain_model.predictor.geometry.stride_px
     assert written["work"]["tiles_run"] < 0.9 * _grid_tiles(out, stride), "glass tiles were run"
+    block_tiles = written["parameters"]["block_tiles"]  # the default, resolved and recorded
+    assert block_tiles == default_block_tiles(stride)
+    assert written["parameters"]["block_px"] == block_tiles * stride
     assert (out / "overlay.png").stat().st_size > 0
     assert not list(tmp_path.glob(".*partial*"))
 

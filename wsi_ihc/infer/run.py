@@ -130,6 +130,9 @@ def infer_slide(
     predictor, card = model.predictor, model.predictor.card
     if settings.read_workers is None:
         settings = replace(settings, read_workers=default_read_workers(predictor.device))
+    if settings.block_tiles is None:
+        stride = predictor.geometry.stride_px
+        settings = replace(settings, block_tiles=default_block_tiles(stride))
     threshold = card.peak_threshold if settings.threshold is None else settings.threshold
     min_distance_um = (
         card.peak_min_distance_um if settings.min_distance_um is None else settings.min_distance_um
@@ -150,8 +153,7 @@ def infer_slide(
                 if settings.tissue_mask
                 else full_mask(width * slide.mpp, height * slide.mpp, thumb_mpp)
             )
-            stride = predictor.geometry.stride_px
-            block_px = (settings.block_tiles or default_block_tiles(stride)) * stride
+            block_px = settings.block_tiles * predictor.geometry.stride_px
             layout = MapLayout.for_slide(slide, card.mpp, block_px)
             halo_px = peak_halo_px(min_distance_um / card.mpp)
             plans = TissueReach(tissue, card.mpp, halo_px).plan(layout, predictor.geometry)
