@@ -76,29 +76,28 @@ class TissueReach:
     mpp: float  # of the map
     halo_px: int
 
-    def near(self, row0: int, col0: int, height: int, width: int) -> bool:
-        """Whether the map rectangle (map pixels) lies within reach of tissue."""
+    def near(self, row0, col0, height, width) -> np.ndarray:
+        """Whether each map rectangle (map pixels; scalars or arrays) is within reach."""
         pad_um = self.halo_px * self.mpp + self.tissue.mpp
         return self.tissue.any_in(
-            col0 * self.mpp - pad_um,
-            row0 * self.mpp - pad_um,
-            width * self.mpp + 2 * pad_um,
-            height * self.mpp + 2 * pad_um,
+            np.multiply(col0, self.mpp) - pad_um,
+            np.multiply(row0, self.mpp) - pad_um,
+            np.multiply(width, self.mpp) + 2 * pad_um,
+            np.multiply(height, self.mpp) + 2 * pad_um,
         )
 
     def plan(self, layout: MapLayout, geometry: TileGeometry) -> dict[Origin, np.ndarray]:
         """For each block within reach, in raster order: which of its tiles to run."""
         step = geometry.stride_px
+        origins = layout.blocks()
+        block_rows, block_cols = np.array(origins).reshape(-1, 2).T
+        within = self.near(block_rows, block_cols, layout.block_px, layout.block_px)
         plans = {}
-        for row0, col0 in layout.blocks():
-            if not self.near(row0, col0, layout.block_px, layout.block_px):
-                continue
+        for row0, col0 in (origin for origin, ok in zip(origins, within, strict=True) if ok):
             rows, cols = (geometry.grid(n) for n in layout.block_shape(row0, col0))
-            plans[(row0, col0)] = np.array(
-                [
-                    [self.near(row0 + i * step, col0 + j * step, step, step) for j in range(cols)]
-                    for i in range(rows)
-                ]
+            tile_rows, tile_cols = np.mgrid[0:rows, 0:cols]
+            plans[(row0, col0)] = self.near(
+                row0 + tile_rows * step, col0 + tile_cols * step, step, step
             )
         return plans
 
