@@ -4,7 +4,7 @@
 
 On a GPU the model is cheap and the CPU work around it (reading, storing, picking,
 writing) decides whether the device is kept busy (RESULTS.md §6). This measures that work
-on any machine: a predictor with no arithmetic (``ReplayPredictor``) returns, in turn,
+on any machine: a predictor with no arithmetic (``common.ReplayPredictor``) returns, in turn,
 the real model's outputs for 64 tiles of the same slide, so the engine stores maps that
 compress like real ones and picks as many cells. Reported:
 
@@ -41,46 +41,12 @@ from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import draw_overlay
 from wsi_ihc.infer.run import LoadedModel, infer_slide, load_model
 from wsi_ihc.io.points import CellFiles, Cells, write_csv, write_geojson
-from wsi_ihc.io.slide import Slide, open_slide
+from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import full_mask
 
 #: H200, bf16 (RESULTS.md §6), counted in new level-0 pixels per tile (the stride, 3/4 of
 #: the tile, at 0.5 µm/px from 0.25): 696 tiles/s of 512² (768² px each) and 5,194 of 256².
 H200_RATES = "resnet101 512px=410,resnet18 256px=766"
-
-
-class ReplayPredictor(TilePredictor):
-    """No arithmetic: the model's own outputs for a sample of the slide's tiles, in turn."""
-
-    def __init__(self, predictor: TilePredictor, slide_path: Path, side_tiles: int = 8) -> None:
-        super().__init__(
-            predictor.model,
-            predictor.card,
-            device=str(predictor.device),
-            precision=predictor.precision,
-            batch_size=predictor.batch_size,
-            geometry=predictor.geometry,
-        )
-        g = self.geometry
-        side = side_tiles * g.stride_px + 2 * g.margin_px
-        with open_slide(slide_path) as slide:
-            width, height = slide.dimensions
-            scale = self.card.mpp / slide.mpp
-            region = slide.read_at_mpp(
-                max(0, width / 2 - side * scale / 2),
-                max(0, height / 2 - side * scale / 2),
-                side,
-                side,
-                self.card.mpp,
-            )
-        self.bank = predictor.predict_region(region)  # (2, S·n, S·n) tile cores
-        n, s = side_tiles, g.stride_px
-        self.bank = (
-            self.bank.reshape(2, n, s, n, s).transpose(1, 3, 0, 2, 4).reshape(n * n, 2, s, s)
-        )
-
-    def _predict_tiles(self, tiles: np.ndarray, margin_px: int) -> np.ndarray:
-        return self.bank[np.arange(len(tiles)) % len(self.bank)]
 
 
 class PartTimer:
@@ -170,7 +136,7 @@ def main() -> None:
     slide_path = common.synthetic_slide(args.cache, args.size, args.size)
     settings = common.settings(args, common.checkpoint(args))
     real = load_model(settings)
-    model = LoadedModel(ReplayPredictor(real.predictor, slide_path), real.model_id)
+    model = LoadedModel(common.ReplayPredictor(real.predictor, slide_path), real.model_id)
     mpx = args.size**2 / 1e6
 
     work = Path(tempfile.mkdtemp(prefix="bench_engine_"))

@@ -158,6 +158,12 @@ def main() -> None:
         action="store_true",
         help="both engines get a model that returns zeros: engine overhead alone",
     )
+    parser.add_argument(
+        "--replay-model",
+        action="store_true",
+        help="both engines get a model that replays the real model's outputs (no arithmetic, "
+        "real maps: peaks and outputs cost what they do); cell agreement is then not comparable",
+    )
     args = parser.parse_args()
 
     common.print_header("wsi-ihc vs TIAToolbox NucleusDetector")
@@ -167,6 +173,8 @@ def main() -> None:
     if args.zero_cost_model:
         p = model.predictor
         model = LoadedModel(ZeroCostPredictor(p.model, p.card, device=args.device), model.model_id)
+    elif args.replay_model:
+        model = LoadedModel(common.ReplayPredictor(model.predictor, slide_path), model.model_id)
     card = model.predictor.card
     dist_px = round(card.peak_min_distance_um / card.mpp)
 
@@ -190,13 +198,21 @@ def main() -> None:
         shutil.rmtree(out_root, ignore_errors=True)
 
     tiles = summary["work"]["tiles_run"]
+    stand_in = ""
+    if args.zero_cost_model:
+        stand_in = "; ZERO-COST MODEL (engine overhead only)"
+    elif args.replay_model:
+        stand_in = (
+            "; REPLAYED MODEL OUTPUTS (engines alone, real maps; tiles get outputs by their "
+            "place in a batch, so the two cell sets are not comparable)"
+        )
     print(
         f"slide {args.size}x{args.size} px, {card.network.encoder} tile {card.tile_px} "
         f"(stride {model.predictor.geometry.stride_px}) at {card.mpp} µm/px, {args.precision}, "
         f"batch {args.batch_size}, device {args.device}; wsi-ihc read workers "
         f"{args.read_workers}, TIAToolbox DataLoader workers {args.tia_workers}; "
         f"threshold {card.peak_threshold}, min distance {dist_px} px"
-        f"{'; ZERO-COST MODEL (engine overhead only)' if args.zero_cost_model else ''}\n"
+        f"{stand_in}\n"
     )
     common.print_table(
         ["pipeline", "wall s", "tiles/s", "cells", "speed-up"],
