@@ -53,16 +53,20 @@ class CellBands:
 
     def _ready(self) -> bool:
         with self.state:
-            return self.written < len(self.order) and not self.blocks_left[self.order[self.written]]
+            return self._head() is not None
 
     def _next_band(self) -> Cells | None:
         """The next complete band's cells in raster order, or None."""
         with self.state:
-            if not (self.written < len(self.order)):
-                return None
-            row0 = self.order[self.written]
-            if self.blocks_left[row0]:
+            row0 = self._head()
+            if row0 is None:
                 return None
             self.written += 1
             cells = Cells.concat(self.parts.pop(row0, []))
         return cells.select(np.lexsort((cells.x, cells.y)))
+
+    def _head(self) -> int | None:
+        """The next band to write if all its blocks are picked (the state lock held)."""
+        if self.written < len(self.order) and not self.blocks_left[self.order[self.written]]:
+            return self.order[self.written]
+        return None
