@@ -136,21 +136,24 @@ def predict_block(
     """
     g, step = predictor.geometry, predictor.geometry.stride_px
     row0, col0 = origin
-    probs = np.zeros((2, run.shape[0] * step, run.shape[1] * step), np.float16)
-    if run.any():
-        used_rows, used_cols = np.nonzero(run.any(axis=1))[0], np.nonzero(run.any(axis=0))[0]
-        i0, i1, j0, j1 = used_rows[0], used_rows[-1] + 1, used_cols[0], used_cols[-1] + 1
-        region = slide.read_at_mpp(
-            (col0 + j0 * step - g.margin_px) * layout.scale,
-            (row0 + i0 * step - g.margin_px) * layout.scale,
-            (j1 - j0) * step + 2 * g.margin_px,
-            (i1 - i0) * step + 2 * g.margin_px,
-            predictor.card.mpp,
-        )
-        probs[:, i0 * step : i1 * step, j0 * step : j1 * step] = predictor.predict_region(
-            region, run[i0:i1, j0:j1]
-        )
     rows, cols = layout.block_shape(row0, col0)
+    if not run.any():
+        probs = np.zeros((2, rows, cols), np.float16)
+        array[:, row0 : row0 + rows, col0 : col0 + cols] = probs
+        return 0, probs
+    used_rows, used_cols = np.nonzero(run.any(axis=1))[0], np.nonzero(run.any(axis=0))[0]
+    i0, i1, j0, j1 = used_rows[0], used_rows[-1] + 1, used_cols[0], used_cols[-1] + 1
+    region = slide.read_at_mpp(
+        (col0 + j0 * step - g.margin_px) * layout.scale,
+        (row0 + i0 * step - g.margin_px) * layout.scale,
+        (j1 - j0) * step + 2 * g.margin_px,
+        (i1 - i0) * step + 2 * g.margin_px,
+        predictor.card.mpp,
+    )
+    probs = predictor.predict_region(region, run[i0:i1, j0:j1])
+    if probs.shape[1:] != (run.shape[0] * step, run.shape[1] * step):  # a part was read
+        part, probs = probs, np.zeros((2, run.shape[0] * step, run.shape[1] * step), np.float16)
+        probs[:, i0 * step : i1 * step, j0 * step : j1 * step] = part
     probs = probs[:, :rows, :cols]
     array[:, row0 : row0 + rows, col0 : col0 + cols] = probs
     return int(run.sum()), probs
