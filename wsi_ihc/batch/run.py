@@ -2,9 +2,10 @@
 slide as it completes, whatever becomes of the others.
 
 A slide is done when ``<out>/<stem>/summary.json`` exists; a rerun skips it (``force``
-redoes it) and takes its row from that summary. Every other slide is one Dask task; its
-row and, on failure, ``<out>/errors/<stem>.txt`` (error line and traceback) are written as
-soon as it completes, and the table is rewritten each time.
+redoes it), takes its row from that summary and removes any error file left for it. Every
+other slide is one Dask task; its row and, on failure, ``<out>/errors/<stem>.txt`` (error
+line and traceback) are written as soon as it completes, and the table is rewritten each
+time.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def run_batch(
         if summary is None:
             to_run.append(job)
         else:
+            # An earlier run may have recorded it failed: its worker died after the slide
+            # was published, before the result reached the scheduler.
+            (out_root / ERRORS / f"{job.stem}.txt").unlink(missing_ok=True)
             skipped.append(_row(job, "skipped", summary_row(summary)))
     table.record(*skipped)
 
