@@ -282,7 +282,7 @@ def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
     # the slide(s) Dask had handed to the dead worker failed; the table lists only what ended
     failed = sorted(stem for stem, row in first_table.items() if row["status"] == "failed")
     done = {stem for stem, row in first_table.items() if row["status"] == "done"}
-    assert done and failed and set(first_table) == done | set(failed)
+    assert finished and failed and set(first_table) == done | set(failed)
     # Every slide the table calls done is on disk. A slide may also be on disk and not yet
     # in the table (finished, renamed into place whole, as the batch was stopped) or be
     # recorded failed (its worker killed after that rename, before reporting it); the rerun
