@@ -84,6 +84,22 @@ def test_broken_slides_are_one_line_errors(
     _assert_no_results(out)
 
 
+def test_png_without_mpp_is_one_line_from_the_real_command(
+    slides_dir: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """In a process of its own, as users run it: TIAToolbox, which opens the PNG, gives a
+    root logger without handlers two of its own, whose warnings preceded the error."""
+    command = [sys.executable, "-m", "wsi_ihc", "infer", str(slides_dir / "boxes.png")]
+    command += ["--model", str(tiny_checkpoint), "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == "", result
+    assert result.stderr.splitlines() == [
+        f"Error: {slides_dir / 'boxes.png'}: the file records no pixel size; pass --mpp "
+        "(µm per pixel)"
+    ]
+    _assert_no_results(tmp_path / "out")
+
+
 def test_png_with_mpp_runs(slides_dir: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     result = _run(
         "infer",

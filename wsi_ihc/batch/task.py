@@ -22,6 +22,7 @@ from typing import Any
 from wsi_ihc.batch.discovery import SlideJob
 from wsi_ihc.errors import WsiIhcError
 from wsi_ihc.infer.run import InferSettings, LoadedModel, infer_slide, load_model
+from wsi_ihc.logs import setup_logging
 
 #: Hidden folder under the output root holding slides in progress; stale after a kill.
 STAGING = ".partial"
@@ -75,6 +76,9 @@ def process_slide(job: SlideJob, out_root: Path, settings: InferSettings) -> Sli
     ``retries`` can run the slide again (a transient device or file-system error).
     """
     started, clock = _now(), time.perf_counter()
+    # Errors only, as plain lines: the batch reports each slide itself, and a worker's
+    # root logger left without a handler would get TIAToolbox's (INFO, its format).
+    setup_logging(quiet=True)
     staging = staging_dir(out_root, job.stem)
     shutil.rmtree(staging, ignore_errors=True)
     model_load_s = 0.0

@@ -113,9 +113,9 @@ def batch(
     from wsi_ihc.batch.cluster import ClusterSpec, connect
     from wsi_ihc.batch.discovery import find_slides, read_slide_list
     from wsi_ihc.batch.run import BatchOptions, run_batch
-    from wsi_ihc.cli.logs import setup_logging
     from wsi_ihc.errors import ConfigError
     from wsi_ihc.infer.run import InferSettings
+    from wsi_ihc.logs import setup_logging
     from wsi_ihc.model.checkpoint import read_card
 
     setup_logging(quiet)

@@ -26,8 +26,8 @@ def infer(slide: Path, model_path: Path, out_root: Path, inference: dict, quiet:
     """Detect and classify cells in SLIDE (.svs, .ndpi, .mrxs, .tiff, DICOM, OME-TIFF, or a
     PNG/JPEG/TIFF image with --mpp) and write OUT/<stem>/: probabilities.zarr, cells.csv,
     cells.geojson (QuPath detections), summary.json and overlay.png."""
-    from wsi_ihc.cli.logs import setup_logging
     from wsi_ihc.infer.run import InferSettings, infer_slide
+    from wsi_ihc.logs import setup_logging
 
     setup_logging(quiet)
     settings = InferSettings(model_path=model_path, quiet=quiet, **inference)
