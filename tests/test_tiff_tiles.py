@@ -143,6 +143,28 @@ def test_reader_openslide_reads_every_pixel_through_openslide(synthetic_slide: P
         np.testing.assert_array_equal(slide.read_at_mpp(-40, -40, 600, 600, 0.5), through_openslide)
 
 
+def test_blocks_shrunk_tile_by_tile_equal_openslides_shrunk_region(tmp_path: Path) -> None:
+    """At 0.5 µm/px from ×40 each tile is shrunk by 2 and cached shrunk; the pixels must
+    equal OpenSlide's region shrunk whole, at tile joins and where boxes straddle the
+    level's odd right and bottom edges (half tissue, half glass). Box 3 does not divide
+    the 256 px tiles, so the region is assembled first; 0.6 adds bilinear resampling."""
+    from wsi_ihc.synth import make_slide
+
+    path = tmp_path / "odd.svs"
+    make_slide(path, 1001, 777, seed=4)
+    regions = [(-40, -40, 300, 200), (700, 500, 400, 300), (0, 0, 520, 400), (255, 511, 130, 77)]
+    with open_slide(path, reader="openslide") as slide:
+        expected = [slide.read_at_mpp(*r, mpp) for mpp in (0.5, 0.75, 0.6) for r in regions]
+    with open_slide(path) as slide:
+        assert 0 in slide.backend.direct.levels
+        ours = [slide.read_at_mpp(*r, mpp) for mpp in (0.5, 0.75, 0.6) for r in regions]
+    straddling = ours[1][:138, 150]  # level x 1000 (last column) and 1001 (glass)
+    assert ours[1].shape == (300, 400, 3) and (ours[1][-10:, -10:] == 255).all()
+    assert (straddling < 255).any() and (ours[1][:138, 151] == 255).all()
+    for a, b in zip(ours, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_file_cut_short_after_opening_is_a_slide_error(
     synthetic_slide: Path, tmp_path: Path
 ) -> None:

@@ -30,7 +30,10 @@ class _Backend(Protocol):
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
 
-    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray: ...
+    def read(self, level: int, x: int, y: int, width: int, height: int, box: int = 1) -> np.ndarray:
+        """``width`` x ``height`` pixels from level-0 (x, y), each the mean of a box x box
+        square of ``level`` (INTER_AREA); RGB, or RGBA whose alpha is to be ignored."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -46,13 +49,15 @@ class _OpenSlideBackend:
         self.level_dimensions = tuple(handle.level_dimensions)
         self.level_downsamples = tuple(float(d) for d in handle.level_downsamples)
 
-    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+    def read(self, level: int, x: int, y: int, width: int, height: int, box: int = 1) -> np.ndarray:
         tiles = self.direct.levels.get(level)
-        if tiles is not None:
-            downsample = self.level_downsamples[level]
-            return tiles.read(round(x / downsample), round(y / downsample), width, height)
-        rgba = np.asarray(self.handle.read_region((x, y), level, (width, height)))
-        return _glass_where_transparent(rgba)
+        if tiles is None:
+            rgba = np.asarray(self.handle.read_region((x, y), level, (width * box, height * box)))
+            return shrink(_glass_where_transparent(rgba), box)
+        lx, ly = (round(v / self.level_downsamples[level]) for v in (x, y))
+        if tiles.shrinks_by(box):
+            return tiles.read(lx, ly, width, height, box)
+        return shrink(tiles.read(lx, ly, width * box, height * box), box)
 
     def describe(self) -> str:
         if not self.direct.levels:
@@ -72,23 +77,32 @@ class _TiaBackend:
         self.level_dimensions = tuple(tuple(int(v) for v in d) for d in info.level_dimensions)
         self.level_downsamples = tuple(float(d) for d in info.level_downsamples)
 
-    def read(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+    def read(self, level: int, x: int, y: int, width: int, height: int, box: int = 1) -> np.ndarray:
         region = self.reader.read_rect(
             location=(x, y),
-            size=(width, height),
+            size=(width * box, height * box),
             resolution=level,
             units="level",
             pad_mode="constant",
             pad_constant_values=GLASS_RGB,
         )
         region = np.asarray(region)
-        return _glass_where_transparent(region) if region.shape[-1] == 4 else region
+        return shrink(_glass_where_transparent(region) if region.shape[-1] == 4 else region, box)
 
     def describe(self) -> str:
         return f"tiatoolbox ({type(self.reader).__name__})"
 
     def close(self) -> None:
         self.reader = None
+
+
+def shrink(region: np.ndarray, box: int) -> np.ndarray:
+    """Each ``box`` x ``box`` square of pixels to its mean (OpenCV's INTER_AREA)."""
+    if box == 1:
+        return region
+    height, width = region.shape[:2]
+    packed = np.ascontiguousarray(region)  # OpenCV needs packed pixels
+    return cv2.resize(packed, (width // box, height // box), interpolation=cv2.INTER_AREA)
 
 
 def _glass_where_transparent(rgba: np.ndarray) -> np.ndarray:
@@ -127,10 +141,12 @@ class Slide:
         """RGB pixels of ``level`` at level-0 location (x, y); outside the slide is glass."""
         return self._read_stored(level, x, y, width, height)[..., :3]
 
-    def _read_stored(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+    def _read_stored(
+        self, level: int, x: int, y: int, width: int, height: int, box: int = 1
+    ) -> np.ndarray:
         """The pixels as the backend returns them: RGB or RGBA (alpha to be ignored)."""
         try:
-            return self.backend.read(level, x, y, width, height)
+            return self.backend.read(level, x, y, width, height, box)
         except Exception as exc:  # OpenSlide and TIAToolbox raise assorted types
             raise SlideError(
                 f"{self.path}: cannot read pixels at level {level}, x={x}, y={y} "
@@ -165,17 +181,18 @@ class Slide:
         x_start, y_start = math.floor(lx / box) * box, math.floor(ly / box) * box
         read_w = math.ceil((lx + width * step + 1 - x_start) / box) * box
         read_h = math.ceil((ly + height * step + 1 - y_start) / box) * box
+        # Shrunk with its alpha channel, dropped from the smaller result: slicing RGB out
+        # of RGBA first would copy every level pixel (13-18 % more Mpx per CPU-s without
+        # that copy, benchmarks/bench_read.py).
         region = self._read_stored(
-            level, round(x_start * downsample), round(y_start * downsample), read_w, read_h
+            level,
+            round(x_start * downsample),
+            round(y_start * downsample),
+            read_w // box,
+            read_h // box,
+            box,
         )
-        # Resampled with its alpha channel, dropped from the smaller result: slicing RGB
-        # out of RGBA first would copy every level pixel (13-18 % more Mpx per CPU-s
-        # without that copy, benchmarks/bench_read.py).
         region = np.ascontiguousarray(region)  # OpenCV needs packed pixels
-        if box > 1:
-            region = cv2.resize(
-                region, (read_w // box, read_h // box), interpolation=cv2.INTER_AREA
-            )
         # Output pixel c has its centre at off + (c + 0.5)·s - 0.5 in ``region``.
         s_box = step / box
         off_x, off_y = (lx - x_start) / box, (ly - y_start) / box

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ class TiffLevel:
 
     def __post_init__(self) -> None:
         tile_bytes = self.tile_height * self.tile_width * 3
-        self.tile = functools.lru_cache(maxsize=max(1, self.cache_bytes // tile_bytes))(
-            self._decode_tile
-        )
+        self.tile = functools.lru_cache(maxsize=max(1, self.cache_bytes // tile_bytes))(self._tile)
 
     @classmethod
     def from_page(cls, page, fd: int) -> TiffLevel:
@@ -79,36 +78,63 @@ class TiffLevel:
         )
 
     def _decode_tile(self, index: int) -> np.ndarray:
-        """Tile ``index`` as (tile_height, tile_width, 3) RGB; read-only (it is cached)."""
+        """Tile ``index`` as (tile_height, tile_width, 3) RGB, as decoded."""
         data = os.pread(self.fd, self.byte_counts[index], self.offsets[index])
         if len(data) < self.byte_counts[index]:
             raise OSError(f"tile {index} ends past the end of the file (truncated?)")
-        tile = self.decode(data, index, jpegtables=self.jpeg_tables)[0][0]
+        return self.decode(data, index, jpegtables=self.jpeg_tables)[0][0]
+
+    def _tile(self, index: int, box: int = 1) -> np.ndarray:
+        """Tile ``index`` shrunk by ``box`` (box-mean, OpenCV's INTER_AREA); read-only, as
+        it is cached. Past the level's edge a tile is glass, as :meth:`read` shows it."""
+        tile = self._decode_tile(index)
+        if box > 1:
+            row, col = divmod(index, -(-self.width // self.tile_width))
+            rows = min(self.tile_height, self.height - row * self.tile_height)
+            cols = min(self.tile_width, self.width - col * self.tile_width)
+            if (rows, cols) != tile.shape[:2]:
+                inside = tile[:rows, :cols]
+                tile = np.full((self.tile_height, self.tile_width, 3), GLASS_RGB, np.uint8)
+                tile[:rows, :cols] = inside
+            size = (self.tile_width // box, self.tile_height // box)
+            tile = cv2.resize(np.ascontiguousarray(tile), size, interpolation=cv2.INTER_AREA)
         tile.flags.writeable = False
         return tile
 
-    def read(self, x: int, y: int, width: int, height: int) -> np.ndarray:
+    def shrinks_by(self, box: int) -> bool:
+        """Whether :meth:`read` can shrink by ``box`` tile by tile (boxes never straddle
+        two tiles)."""
+        return self.tile_width % box == 0 and self.tile_height % box == 0
+
+    def read(self, x: int, y: int, width: int, height: int, box: int = 1) -> np.ndarray:
         """(height, width, 3) RGB from level pixel (x, y); outside and missing tiles are glass.
+
+        With ``box`` > 1 (``x`` and ``y`` multiples of it, :meth:`shrinks_by`), each pixel
+        is the mean of a box x box square of level pixels, the same as shrinking the
+        level region with INTER_AREA, but done per tile and cached shrunk: the region at
+        full resolution is never assembled (RESULTS.md §11).
 
         Thread-safe: ``os.pread`` has no shared file position, the tile cache is
         ``functools.lru_cache``, and the decoder releases the GIL, so reading threads
         decode in parallel.
         """
         out = np.full((height, width, 3), GLASS_RGB, np.uint8)
+        x, y = x // box, y // box  # from here on, in shrunk pixels
+        tile_w, tile_h = self.tile_width // box, self.tile_height // box
         x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + width, self.width), min(y + height, self.height)
+        x1, y1 = min(x + width, -(-self.width // box)), min(y + height, -(-self.height // box))
         if x1 <= x0 or y1 <= y0:
             return out
         tiles_across = -(-self.width // self.tile_width)
-        for row in range(y0 // self.tile_height, -(-y1 // self.tile_height)):
-            for col in range(x0 // self.tile_width, -(-x1 // self.tile_width)):
+        for row in range(y0 // tile_h, -(-y1 // tile_h)):
+            for col in range(x0 // tile_w, -(-x1 // tile_w)):
                 index = row * tiles_across + col
                 if not self.byte_counts[index]:
                     continue  # a tile the scanner did not store: glass, as OpenSlide shows it
-                tile = self.tile(index)
-                top, left = row * self.tile_height, col * self.tile_width
-                r0, r1 = max(y0, top), min(y1, top + self.tile_height)
-                c0, c1 = max(x0, left), min(x1, left + self.tile_width)
+                tile = self.tile(index, box)
+                top, left = row * tile_h, col * tile_w
+                r0, r1 = max(y0, top), min(y1, top + tile_h)
+                c0, c1 = max(x0, left), min(x1, left + tile_w)
                 part = tile[r0 - top : r1 - top, c0 - left : c1 - left]
                 out[r0 - y : r1 - y, c0 - x : c1 - x] = part
         return out
