@@ -29,6 +29,7 @@ from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.infer.peaks import (
     peak_labels,
     peak_levels,
+    raster_nonzero,
     threshold_level,
     tied_with_earlier,
     window_max,
@@ -69,8 +70,9 @@ def stage_times(block: np.ndarray, threshold: float, min_distance_px: float) -> 
         padded, local_max = window_max(levels, half)
     steps.append([f"window maximum {2 * half + 1}x{2 * half + 1} (cv2.dilate)", t["s"]])
     with common.timer() as t:
-        rows, cols = np.nonzero((levels >= threshold_level(threshold)) & (levels == local_max))
-    steps.append(["threshold & compare & nonzero", t["s"]])
+        mask = (levels >= threshold_level(threshold)) & (levels == local_max)
+        rows, cols = raster_nonzero(mask)
+    steps.append(["threshold & compare & raster_nonzero", t["s"]])
     with common.timer() as t:
         tied_with_earlier(padded, rows, cols, half)
     steps.append([f"ties among {len(rows)} window maxima", t["s"]])

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.block_peaks import Neighbourhoods, PeakRule, find_peaks_stored
-from wsi_ihc.infer.peaks import find_peaks, peak_labels
+from wsi_ihc.infer.peaks import find_peaks, peak_labels, raster_nonzero
 from wsi_ihc.io.points import Cells
 
 
@@ -151,3 +151,13 @@ def test_threshold_and_class_argmax() -> None:
     maps[:, 15, 15] = (0.4, 0.3)  # below threshold 0.5
     labels = peak_labels(maps, threshold=0.5, min_distance_px=3)
     assert labels[5, 5] == 2 and labels.sum() == 2
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16])
+def test_raster_nonzero_is_numpys_nonzero(dtype) -> None:
+    """The same (rows, cols) in the same order, for views that are not contiguous too."""
+    rng = np.random.default_rng(5)
+    image = (rng.random((61, 47)) < 0.05).astype(dtype) * rng.integers(1, 3, (61, 47)).astype(dtype)
+    for view in (image, image[3:-5, 7:-2], image[::2, ::3], image[:, :0]):
+        ours, numpys = raster_nonzero(view), np.nonzero(view)
+        assert all(np.array_equal(a, b) for a, b in zip(ours, numpys, strict=True))

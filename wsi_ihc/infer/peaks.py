@@ -69,6 +69,14 @@ def window_max(levels: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     return padded, dilated[half : half + levels.shape[0], half : half + levels.shape[1]]
 
 
+def raster_nonzero(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the nonzero pixels of a 2-D array in raster order, as ``np.nonzero``
+    gives them: on a 1544² map NumPy's 2-D ``nonzero`` took 4.0 ms (bool) and 6.6 ms
+    (uint8), the flat indices of a bool array split by ``divmod`` 0.3 ms (RESULTS.md §11).
+    """
+    return np.divmod(np.flatnonzero(image != 0), image.shape[1])
+
+
 def tied_with_earlier(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, half: int):
     """For window maxima at (rows, cols): does an earlier pixel in the window equal them?
 
@@ -89,7 +97,7 @@ def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> 
     levels = peak_levels(probs)
     half = math.floor(min_distance_px)
     padded, local_max = window_max(levels, half)
-    rows, cols = np.nonzero((levels >= threshold_level(threshold)) & (levels == local_max))
+    rows, cols = raster_nonzero((levels >= threshold_level(threshold)) & (levels == local_max))
     keep = ~tied_with_earlier(padded, rows, cols, half)
     rows, cols = rows[keep], cols[keep]
     labels = np.zeros(levels.shape, dtype=np.uint8)
@@ -99,7 +107,7 @@ def peak_labels(probs: np.ndarray, threshold: float, min_distance_px: float) -> 
 
 def cells_from_labels(labels: np.ndarray, probs: np.ndarray, row0: int = 0, col0: int = 0) -> Cells:
     """Cells (x = column, y = row, offset by the block origin) from a label block."""
-    rows, cols = np.nonzero(labels)
+    rows, cols = raster_nonzero(labels)
     return Cells.from_arrays(
         x=cols + col0,
         y=rows + row0,
