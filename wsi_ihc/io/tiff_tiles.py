@@ -86,7 +86,8 @@ class TiffLevel:
 
     def _tile(self, index: int, box: int = 1) -> np.ndarray:
         """Tile ``index`` shrunk by ``box`` (box-mean, OpenCV's INTER_AREA); read-only, as
-        it is cached. Past the level's edge a tile is glass, as :meth:`read` shows it."""
+        it is cached. Before shrinking, the part of an edge tile past the level's edge is
+        made glass, as :meth:`read` shows it, so boxes across that edge mix in glass."""
         tile = self._decode_tile(index)
         if box > 1:
             row, col = divmod(index, -(-self.width // self.tile_width))
