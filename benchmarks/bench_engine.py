@@ -136,7 +136,9 @@ def main() -> None:
     slide_path = common.synthetic_slide(args.cache, args.size, args.size)
     settings = common.settings(args, common.checkpoint(args))
     real = load_model(settings)
-    model = LoadedModel(common.ReplayPredictor(real.predictor, slide_path), real.model_id)
+    # A sample of a whole block's tiles (at least 8x8): no block repeats outputs.
+    replay = common.ReplayPredictor(real.predictor, slide_path, max(8, args.block_tiles))
+    model = LoadedModel(replay, real.model_id)
     mpx = args.size**2 / 1e6
 
     work = Path(tempfile.mkdtemp(prefix="bench_engine_"))

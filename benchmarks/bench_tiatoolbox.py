@@ -174,7 +174,8 @@ def main() -> None:
         p = model.predictor
         model = LoadedModel(ZeroCostPredictor(p.model, p.card, device=args.device), model.model_id)
     elif args.replay_model:
-        model = LoadedModel(common.ReplayPredictor(model.predictor, slide_path), model.model_id)
+        replay = common.ReplayPredictor(model.predictor, slide_path, max(8, args.block_tiles))
+        model = LoadedModel(replay, model.model_id)
     card = model.predictor.card
     dist_px = round(card.peak_min_distance_um / card.mpp)
 
