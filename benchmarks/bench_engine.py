@@ -5,8 +5,8 @@
 On a GPU the model is cheap and the CPU work around it (reading, storing, picking,
 writing) decides whether the device is kept busy (RESULTS.md §6). This measures that work
 on any machine: a predictor with no arithmetic (``common.ReplayPredictor``) returns, in turn,
-the real model's outputs for 64 tiles of the same slide, so the engine stores maps that
-compress like real ones and picks as many cells. Reported:
+the real model's outputs for a block's worth of tiles (at least 8x8) of the same slide, so
+the engine stores maps that compress like real ones and picks as many cells. Reported:
 
 * the whole run with the usual threads: wall and process CPU seconds, level-0 Mpx per
   CPU second, and the stage timings;

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from wsi_ihc.infer.block_peaks import Neighbourhoods, Origin, PeakRule
 from wsi_ihc.infer.geometry import TileGeometry
@@ -76,7 +77,9 @@ class TissueReach:
     mpp: float  # of the map
     halo_px: int
 
-    def near(self, row0, col0, height, width) -> np.ndarray:
+    def near(
+        self, row0: npt.ArrayLike, col0: npt.ArrayLike, height: npt.ArrayLike, width: npt.ArrayLike
+    ) -> np.ndarray:
         """Whether each map rectangle (map pixels; scalars or arrays) is within reach."""
         pad_um = self.halo_px * self.mpp + self.tissue.mpp
         return self.tissue.any_in(
@@ -96,9 +99,9 @@ class TissueReach:
         for row0, col0 in (origin for origin, ok in zip(origins, within, strict=True) if ok):
             rows, cols = (geometry.grid(n) for n in layout.block_shape(row0, col0))
             tile_rows, tile_cols = np.mgrid[0:rows, 0:cols]
-            plans[(row0, col0)] = self.near(
-                row0 + tile_rows * step, col0 + tile_cols * step, step, step
-            )
+            run = self.near(row0 + tile_rows * step, col0 + tile_cols * step, step, step)
+            if run.any():  # the tiles cover the block; only rounding could leave none
+                plans[(row0, col0)] = run
         return plans
 
 
@@ -134,17 +137,13 @@ def predict_block(
 ) -> tuple[int, np.ndarray]:
     """Read, predict and store one block; returns the tiles run and the (2, h, w) block.
 
-    ``run`` (tile rows x tile cols, bool) says which tiles to run; the others are 0. Only
-    the bounding box of those tiles is read: a block at the edge of the tissue may run a
-    few of its tiles.
+    ``run`` (tile rows x tile cols, bool, one set at least: :meth:`TissueReach.plan`)
+    says which tiles to run; the others are 0. Only the bounding box of those tiles is
+    read: a block at the edge of the tissue may run a few of its tiles.
     """
     g, step = predictor.geometry, predictor.geometry.stride_px
     row0, col0 = origin
     rows, cols = layout.block_shape(row0, col0)
-    if not run.any():
-        probs = np.zeros((2, rows, cols), np.float16)
-        array[:, row0 : row0 + rows, col0 : col0 + cols] = probs
-        return 0, probs
     used_rows, used_cols = np.nonzero(run.any(axis=1))[0], np.nonzero(run.any(axis=0))[0]
     i0, i1, j0, j1 = used_rows[0], used_rows[-1] + 1, used_cols[0], used_cols[-1] + 1
     region = slide.read_at_mpp(

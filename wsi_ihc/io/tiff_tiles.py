@@ -90,7 +90,7 @@ class TiffLevel:
         made glass, as :meth:`read` shows it, so boxes across that edge mix in glass."""
         tile = self._decode_tile(index)
         if box > 1:
-            row, col = divmod(index, -(-self.width // self.tile_width))
+            row, col = divmod(index, self.tiles_across)
             rows = min(self.tile_height, self.height - row * self.tile_height)
             cols = min(self.tile_width, self.width - col * self.tile_width)
             if (rows, cols) != tile.shape[:2]:
@@ -101,6 +101,11 @@ class TiffLevel:
             tile = cv2.resize(np.ascontiguousarray(tile), size, interpolation=cv2.INTER_AREA)
         tile.flags.writeable = False
         return tile
+
+    @property
+    def tiles_across(self) -> int:
+        """Tiles in a row of the level (the last one partly past its edge)."""
+        return -(-self.width // self.tile_width)
 
     def shrinks_by(self, box: int) -> bool:
         """Whether :meth:`read` can shrink by ``box`` tile by tile (boxes never straddle
@@ -126,10 +131,10 @@ class TiffLevel:
         x1, y1 = min(x + width, -(-self.width // box)), min(y + height, -(-self.height // box))
         if x1 <= x0 or y1 <= y0:
             return out
-        tiles_across = -(-self.width // self.tile_width)
+        across = self.tiles_across
         for row in range(y0 // tile_h, -(-y1 // tile_h)):
             for col in range(x0 // tile_w, -(-x1 // tile_w)):
-                index = row * tiles_across + col
+                index = row * across + col
                 if not self.byte_counts[index]:
                     continue  # a tile the scanner did not store: glass, as OpenSlide shows it
                 tile = self.tile(index, box)

@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 #: Mean optical density above which a thumbnail pixel is tissue.
@@ -30,7 +31,13 @@ class TissueMask:
     def area_mm2(self) -> float:
         return float(self.mask.sum()) * (self.mpp / 1000.0) ** 2
 
-    def any_in(self, x_um, y_um, width_um, height_um) -> np.ndarray:
+    def any_in(
+        self,
+        x_um: npt.ArrayLike,
+        y_um: npt.ArrayLike,
+        width_um: npt.ArrayLike,
+        height_um: npt.ArrayLike,
+    ) -> np.ndarray:
         """Whether any tissue lies in each rectangle (µm from the slide's top-left).
 
         Takes scalars or arrays (one rectangle each); counted on the mask's integral
