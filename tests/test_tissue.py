@@ -35,11 +35,15 @@ def test_tiles_run_are_those_within_reach_of_tissue() -> None:
     layout = MapLayout(height_px=800, width_px=800, block_px=4 * 96, scale=2.0)
     plans = reach.plan(layout, geometry)
     step = geometry.stride_px
-    for (row0, col0), run in plans.items():
+    for row0, col0 in layout.blocks():  # blocks left out of the plan run no tile
+        shape = tuple(geometry.grid(n) for n in layout.block_shape(row0, col0))
+        run = plans.get((row0, col0), np.zeros(shape, bool))
+        assert run.shape == shape
         for (i, j), chosen in np.ndenumerate(run):
             y, x = (row0 + i * step) * 0.5, (col0 + j * step) * 0.5  # µm
             pad = 7 * 0.5 + 8.0
             assert chosen == _sliced(reach.tissue, x - pad, y - pad, 48 + 2 * pad, 48 + 2 * pad)
+    assert all(run.any() for run in plans.values())  # a planned block runs a tile
     assert 1 <= len(plans) < len(layout.blocks())
     assert (
         1 <= sum(int(run.sum()) for run in plans.values()) < sum(run.size for run in plans.values())
