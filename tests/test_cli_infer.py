@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_ihc.cli import cli
+from wsi_ihc.model.precision import resolve_precision
 
 
 def _run(*args: str | Path) -> object:
@@ -45,6 +46,8 @@ def test_infer_cli_writes_every_output(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parameters"]["device"] == "cpu"
     assert summary["parameters"]["read_workers"] == 2  # the CPU default, resolved
+    assert summary["parameters"]["precision"] == "auto"
+    assert summary["precision"] == resolve_precision("auto", "cpu").to_json()
     assert summary["timings_s"]["open"] > 0  # opening is timed (it checks the tile decoder)
     assert summary["model_id"].startswith("model-")
     assert f"positive {summary['counts']['positive']}" in result.output
@@ -91,7 +94,7 @@ def test_png_without_mpp_is_one_line_from_the_real_command(
     root logger without handlers two of its own, whose warnings preceded the error."""
     command = [sys.executable, "-m", "wsi_ihc", "infer", str(slides_dir / "boxes.png")]
     command += ["--model", str(tiny_checkpoint), "--out", str(tmp_path / "out")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)  # hang guard
     assert result.returncode == 1 and result.stdout == "", result
     assert result.stderr.splitlines() == [
         f"Error: {slides_dir / 'boxes.png'}: the file records no pixel size; pass --mpp "

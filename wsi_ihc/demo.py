@@ -60,10 +60,12 @@ def demo(
     from wsi_ihc.infer.predict import default_device
     from wsi_ihc.infer.run import InferSettings, infer_slide
     from wsi_ihc.io.points import read_points
+    from wsi_ihc.logs import setup_logging
     from wsi_ihc.synth import make_slide, make_tiles
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train
 
+    setup_logging(quiet=False)
     began = time.perf_counter()
     device = device or default_device()
     mpp = 0.25

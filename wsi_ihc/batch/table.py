@@ -28,6 +28,7 @@ COLUMNS: tuple[str, ...] = (
     "density_other_per_mm2",
     "mpp",
     "model_id",
+    "precision",
     "worker",
     "started",
     "finished",
@@ -51,6 +52,7 @@ def summary_row(summary: dict[str, Any]) -> Row:
         "density_other_per_mm2": density.get("other"),
         "mpp": summary.get("mpp"),
         "model_id": summary.get("model_id"),
+        "precision": summary.get("precision", {}).get("precision"),
     }
     for stage, seconds in summary.get("timings_s", {}).items():
         row[f"time_{stage}_s"] = seconds

@@ -121,7 +121,9 @@ def evaluate(
     (per class, and ignoring class) and print precision, recall, totalF1 (pooled over
     images) and meanF1 (mean of per-image F1)."""
     from wsi_ihc.errors import ConfigError
+    from wsi_ihc.logs import setup_logging
 
+    setup_logging(quiet)
     given = {"--model": model_path, "--pred": pred_dir, "--baseline": baseline}
     sources = [name for name, value in given.items() if value]
     if len(sources) != 1:
@@ -297,8 +299,13 @@ def _run_model(
     from wsi_ihc.model.checkpoint import model_id
 
     predictor = run.predictor(model_path, device, precision)
+    predictor.precision_choice.announce()
     card = predictor.card
-    source: dict = {"model": str(model_path), "model_id": model_id(model_path)}
+    source: dict = {
+        "model": str(model_path),
+        "model_id": model_id(model_path),
+        "precision": predictor.precision_choice.to_json(),
+    }
     if tune_grid is not None:
         preds, best = run.tune(predictor, radius_um, *tune_grid)
         threshold, min_distance_um = best.threshold, best.min_distance_um

@@ -140,9 +140,11 @@ def train(
     from wsi_ihc.infer.predict import default_device
     from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated
     from wsi_ihc.io.annotated_slides import list_annotated_slides, slide_mpp
+    from wsi_ihc.logs import setup_logging
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train as run_training
 
+    setup_logging(quiet)
     if not data.is_dir():
         raise ConfigError(f"{data}: training data folder not found")
     slides = list_annotated_slides(data)

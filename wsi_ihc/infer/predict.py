@@ -14,12 +14,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.io.points import Cells
 from wsi_ihc.model.checkpoint import ModelCard
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+from wsi_ihc.model.precision import resolve_precision
 
 
 def default_device() -> str:
@@ -39,19 +37,14 @@ class TilePredictor:
         model: torch.nn.Module,
         card: ModelCard,
         device: str | None = None,
-        precision: str = "bf16",
+        precision: str = "auto",
         batch_size: int = 16,
         geometry: TileGeometry | None = None,
     ) -> None:
         self.device = torch.device(device or default_device())
-        if precision not in AUTOCAST_DTYPES:
-            raise ConfigError(
-                f"precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}"
-            )
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("fp16 autocast needs a CUDA device; use bf16 or fp32 on the CPU")
+        self.precision_choice = resolve_precision(precision, str(self.device))
+        self.precision = self.precision_choice.precision
         self.card = card
-        self.precision = precision
         self.batch_size = batch_size
         self.geometry = geometry or TileGeometry.for_tile(card.tile_px)
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
@@ -63,7 +56,7 @@ class TilePredictor:
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="wsi-ihc-model")
 
     def _autocast(self):
-        dtype = AUTOCAST_DTYPES[self.precision]
+        dtype = self.precision_choice.autocast_dtype
         if dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)

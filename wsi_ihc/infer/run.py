@@ -45,7 +45,7 @@ class InferSettings:
 
     model_path: Path
     device: str | None = None
-    precision: str = "bf16"
+    precision: str = "auto"
     threshold: float | None = None
     min_distance_um: float | None = None
     mpp: float | None = None
@@ -160,6 +160,7 @@ def infer_slide(
             blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
+            predictor.precision_choice.announce()
 
             array = create_store(
                 partial / "probabilities.zarr", layout, _zarr_attributes(card, layout, model)
@@ -316,6 +317,7 @@ def _summary(
             "tile_margin_px": model.predictor.geometry.margin_px,
             "block_px": layout.block_px,
         },
+        "precision": model.predictor.precision_choice.to_json(),
         "work": {
             "blocks_run": blocks_run,
             "blocks_total": len(layout.blocks()),

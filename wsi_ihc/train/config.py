@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.model.precision import PRECISIONS
 
 #: Ablation names of the paper -> decoders built (unused decoders are never built).
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -14,7 +15,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "main+dynamic": ("main", "dynamic"),
     "full": ("main", "dynamic", "prior"),
 }
-PRECISIONS = ("bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
-    precision: str = "bf16"
+    precision: str = "auto"  # as asked; train() runs what resolve_precision chooses
     class_map: str | None = None
     cell_radius_um: float = 2.0
     match_radius_um: float = 2.5

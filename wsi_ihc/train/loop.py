@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from wsi_ihc.errors import ConfigError, WsiIhcError
+from wsi_ihc.model.precision import resolve_precision
 
 #: A batch of tensors on the CPU: "image" plus the targets.
 Batch = dict[str, torch.Tensor]
@@ -29,8 +30,6 @@ LossFn = Callable[[dict[str, torch.Tensor], Batch], dict[str, torch.Tensor]]
 Validate = Callable[[torch.nn.Module], dict[str, float]]
 #: Called with (model, epoch, validation metrics) when the score improves.
 OnBest = Callable[[torch.nn.Module, int, dict[str, float]], None]
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class StageSpec:
     epochs: int
     iterations: int
     device: torch.device
-    precision: str
+    precision: str  # resolved: bf16, fp16 or fp32
     quiet: bool = False
 
 
@@ -124,9 +123,8 @@ def _train_epoch(
     model.train()
     sums: dict[str, float] = {}
     crops = 0
-    autocast = torch.autocast(
-        spec.device.type, dtype=_DTYPES[spec.precision], enabled=spec.precision != "fp32"
-    )
+    dtype = resolve_precision(spec.precision, str(spec.device)).autocast_dtype
+    autocast = torch.autocast(spec.device.type, dtype=dtype, enabled=dtype is not None)
     bar = tqdm(
         range(spec.iterations),
         desc=f"{spec.name} {epoch}/{spec.epochs}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from wsi_ihc import __version__
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import parse_class_map
+from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.train.config import TrainConfig
 from wsi_ihc.train.dataset import load_dataset, split_by_image
 from wsi_ihc.train.stages import MainResult, main_stage, prior_stage
@@ -38,15 +39,16 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     """Run both stages (stage 1 only for the ``full`` variant) and write the run folder."""
     began = time.perf_counter()
     device = torch.device(config.device)
-    if config.precision == "fp16" and device.type != "cuda":
-        raise ConfigError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    precision = resolve_precision(config.precision, str(device))
     images = load_dataset(
         config.data, config.data_mpp, config.model_mpp, parse_class_map(config.class_map)
     )
     train_images, val_images = split_by_image(images, config.val_fraction, config.seed)
+    precision.announce()
     record = {
         "config": config.to_json(),
         "split": {"train": [i.name for i in train_images], "val": [i.name for i in val_images]},
+        "precision": precision.to_json(),
         "software": {
             "wsi_ihc": __version__,
             "torch": torch.__version__,
@@ -56,6 +58,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     _check_run_folder(config, record, resume)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", record)
+    config = replace(config, precision=precision.precision)  # the stages run what was chosen
     priors = (
         prior_stage(config, train_images, config.out, device, resume, quiet)
         if "prior" in config.decoders

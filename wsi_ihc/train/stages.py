@@ -213,6 +213,7 @@ def _with_training(
         "seed": config.seed,
         "crop_px": config.crop_px,
         "batch_size": config.batch_size,
+        "precision": config.precision,
         "match_radius_um": config.match_radius_um,
         "best_epoch": epoch,
         "val": metrics,
