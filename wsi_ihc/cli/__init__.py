@@ -20,6 +20,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("wsi_ihc.cli.train", "train", "Train a model from point annotations."),
     "evaluate": ("wsi_ihc.cli.evaluate", "evaluate", "F1 of detections against point annotations."),
     "synth": ("wsi_ihc.cli.synth", "synth", "Make synthetic IHC tiles or slides with known cells."),
+    "doctor": (
+        "wsi_ihc.cli.doctor",
+        "doctor",
+        "Versions, hardware and defaults, for a bug report.",
+    ),
 }
 
 
