@@ -1,26 +1,36 @@
-"""The paper's ablation (main, main+dynamic, full) plus the classical baseline, as one table.
+"""The paper's ablation (main, main+dynamic, full) with seeds, resumable from committed results.
 
-Trains each variant with ``wsi-ihc train`` on TRAIN (its own validation split inside),
-scores it with ``wsi-ihc evaluate`` on TEST, scores the baseline on TEST, and prints a
-Markdown table of per-class totalF1 / meanF1 and class-agnostic F1 at the given radius.
-Every command it runs is printed, so each row can be reproduced by hand.
+Each run trains one variant with one seed on BCData tiles 0-17 (``wsi-ihc train``, its own
+validation split inside them) and scores it with ``wsi-ihc evaluate`` on the held-out test
+sets of ``wsi_ihc.reference_data``: BCData tiles 18-25 and the two ki67-camera test images
+(another lab, never used to choose anything). Each finished run writes one JSON file under
+``benchmarks/studies/STUDY/`` (its recipe, its metrics, its machine, the commands); commit
+it, and a later session, on any machine, skips the runs already recorded and goes on with
+the rest. Weights stay in ``--runs`` (not committed). The table gives mean ± sd over seeds.
 
-    # BCData: train on tiles 0-17, test on 18-25 (see README "Results")
-    python benchmarks/ablation.py --bcdata ../shared/data/bcdata --out runs/ablation-bcdata
-    # synthetic data made on the spot
-    python benchmarks/ablation.py --synthetic --out runs/ablation-synthetic
+    # the current recipe, 3 seeds per variant (hours on 2 CPU cores; resumable)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation.py --study recipe-v1 \\
+        --data ../shared/data --seeds 0,1,2
+    # print the table of what is recorded, training nothing
+    .venv/bin/python benchmarks/ablation.py --study recipe-v1 --table-only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from wsi_ihc.reference_data import BCDATA_TRAIN, TEST_SETS
+
 VARIANTS = ("main", "main+dynamic", "full")
+GROUPS = ("positive", "other", "agnostic")
+HERE = Path(__file__).resolve().parent
 
 
 def run(command: list[str]) -> None:
@@ -28,36 +38,150 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def link_bcdata(bcdata: Path, out: Path, indices: range) -> Path:
-    """A folder with BCData's layout holding only the given tiles (symlinks, no copies)."""
-    for sub in ("images", "points"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    for i in indices:
-        for sub, ext in (("images", "png"), ("points", "csv")):
-            link = out / sub / f"{i}.{ext}"
-            if not link.exists():
-                link.symlink_to((bcdata / sub / f"{i}.{ext}").resolve())
-    return out
+def recipe(args: argparse.Namespace) -> dict:
+    """What is trained: the options that define a run, besides variant and seed."""
+    return {
+        "encoder": args.encoder,
+        "crop_px": args.crop_px,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "prior_epochs": args.prior_epochs,
+        "iterations_per_epoch": args.iterations_per_epoch,
+        "mpp": BCDATA_TRAIN.mpp,
+        "extra": args.extra,
+    }
 
 
-def metrics_row(name: str, metrics: dict, seconds: float | None) -> str:
-    groups = metrics["table"]["groups"]
-    cells = [
-        f"{groups['positive']['total_f1']:.3f} / {groups['positive']['mean_f1']:.3f}",
-        f"{groups['other']['total_f1']:.3f} / {groups['other']['mean_f1']:.3f}",
-        f"{groups['agnostic']['total_f1']:.3f}",
-        "" if seconds is None else f"{seconds / 60:.1f}",
+def run_dir(args: argparse.Namespace, variant: str, seed: int) -> Path:
+    return args.runs / args.study / f"{variant}-seed{seed}"
+
+
+def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work: Path) -> dict:
+    """Train one variant and seed on BCData 0-17 (resuming a started run); its record."""
+    train_dir = BCDATA_TRAIN.link(args.data, work / "bcdata-0-17")
+    folder = run_dir(args, variant, seed)
+    train = [
+        exe, "train", "--data", str(train_dir), "--out", str(folder),
+        "--encoder", args.encoder, "--encoder-weights", "none", "--variant", variant,
+        "--epochs", str(args.epochs), "--prior-epochs", str(args.prior_epochs),
+        "--iterations-per-epoch", str(args.iterations_per_epoch),
+        "--crop-px", str(args.crop_px), "--batch-size", str(args.batch_size),
+        "--seed", str(seed), "--match-radius-um", str(args.radius_um), "--quiet",
+        *args.extra.split(),
+    ]  # fmt: skip
+    began = time.perf_counter()
+    if not (folder / "model.ckpt").exists() or not (folder / "config.json").exists():
+        run([*train, *(["--resume"] if (folder / "last.pt").exists() else [])])
+    train_s = time.perf_counter() - began
+    record = json.loads((folder / "config.json").read_text())
+    return {
+        "study": args.study,
+        "variant": variant,
+        "seed": seed,
+        "recipe": recipe(args),
+        "radius_um": args.radius_um,
+        "training": {
+            "result": record.get("result"),
+            "precision": record.get("precision"),
+            "train_s_this_machine": round(train_s, 1),
+        },
+        "machine": machine(),
+        "commands": [" ".join(train)],
+    }
+
+
+def score_model(
+    exe: str,
+    model: Path,
+    data: Path,
+    work: Path,
+    radius_um: float,
+    out: Path,
+    sets: tuple[str, ...] = (),
+) -> tuple[dict, list[str]]:
+    """``wsi-ihc evaluate`` of ``model`` on each test set present under ``data`` (or those
+    named in ``sets``), written to ``out/eval-SET``: totalF1 / meanF1 per group, and the
+    commands run."""
+    metrics, commands = {}, []
+    for name, split in TEST_SETS.items():
+        if (sets and name not in sets) or not (data / split.source).is_dir():
+            continue
+        evaluate = [
+            exe, "evaluate", "--model", str(model), "--data", str(split.link(data, work / name)),
+            "--radius-um", str(radius_um), "--out", str(out / f"eval-{name}"), "--quiet",
+        ]  # fmt: skip
+        run(evaluate)
+        commands.append(" ".join(evaluate))
+        table = json.loads((out / f"eval-{name}" / "metrics.json").read_text())["table"]["groups"]
+        metrics[name] = {
+            group: {"total_f1": table[group]["total_f1"], "mean_f1": table[group]["mean_f1"]}
+            for group in GROUPS
+        }
+    return metrics, commands
+
+
+def machine() -> dict:
+    import torch
+
+    from wsi_ihc.model.precision import cpu_hardware
+
+    cpu = cpu_hardware()
+    return {
+        "cpu": cpu.describe(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def result_path(args: argparse.Namespace, variant: str, seed: int) -> Path:
+    return HERE / "studies" / args.study / f"{variant}-seed{seed}.json"
+
+
+def table(study: str) -> str:
+    """Mean ± sd (over seeds) of per-class totalF1 per variant and test set, as Markdown."""
+    folder = HERE / "studies" / study
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    if not results:
+        return f"(no results recorded under {folder})"
+    sets = sorted({name for r in results for name in r["metrics"]})
+    lines = [
+        f"Study {study}: totalF1 at r = {results[0]['radius_um']} µm, mean ± sd over seeds",
+        "",
+        "| variant | seeds | " + " | ".join(f"{s} {g}" for s in sets for g in GROUPS) + " |",
+        "|---|---|" + "---|" * (len(sets) * len(GROUPS)),
     ]
-    return f"| {name} | " + " | ".join(cells) + " |"
+    for variant in VARIANTS:
+        rows = [r for r in results if r["variant"] == variant]
+        if not rows:
+            continue
+        cells = []
+        for s in sets:
+            for g in GROUPS:
+                values = [r["metrics"][s][g]["total_f1"] for r in rows if s in r["metrics"]]
+                cells.append(_mean_sd(values))
+        seeds = ",".join(str(r["seed"]) for r in rows)
+        lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bcdata", type=Path, help="BCData folder (images/, points/)")
-    source.add_argument("--synthetic", action="store_true", help="make synthetic tiles")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--mpp", type=float, default=0.25)
+    parser.add_argument("--study", required=True, help="results go to benchmarks/studies/STUDY")
+    parser.add_argument(
+        "--data", type=Path, help="folder holding bcdata/ (and ki67-camera/, scored if there)"
+    )
+    parser.add_argument("--runs", type=Path, default=Path("runs/ablation"), help="run folders")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--radius-um", type=float, default=2.5)
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--crop-px", type=int, default=256)
@@ -65,146 +189,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--prior-epochs", type=int, default=4)
     parser.add_argument("--iterations-per-epoch", type=int, default=50)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
+    parser.add_argument("--table-only", action="store_true", help="print what is recorded")
     args = parser.parse_args()
-
-    exe = str(Path(sys.executable).with_name("wsi-ihc"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.bcdata:
-        train_dir = link_bcdata(args.bcdata, args.out / "train-0-17", range(0, 18))
-        test_dir = link_bcdata(args.bcdata, args.out / "test-18-25", range(18, 26))
-    else:
-        train_dir, test_dir = args.out / "train", args.out / "test"
-        if not (train_dir / "dataset.json").exists():
-            run(
-                [
-                    exe,
-                    "synth",
-                    "tiles",
-                    str(train_dir),
-                    "--count",
-                    "24",
-                    "--size",
-                    "512",
-                    "--seed",
-                    "0",
-                    "-q",
-                ]
-            )
-        if not (test_dir / "dataset.json").exists():
-            run(
-                [
-                    exe,
-                    "synth",
-                    "tiles",
-                    str(test_dir),
-                    "--count",
-                    "8",
-                    "--size",
-                    "512",
-                    "--seed",
-                    "1",
-                    "-q",
-                ]
-            )
-
-    common = ["--mpp", str(args.mpp), "--radius-um", str(args.radius_um), "--quiet"]
-    rows = []
-    baseline_out = args.out / "eval-baseline"
-    run(
-        [
-            exe,
-            "evaluate",
-            "--baseline",
-            "--data",
-            str(test_dir),
-            "--out",
-            str(baseline_out),
-            *common,
-        ]
-    )
-    rows.append(
-        metrics_row(
-            "classical baseline (no learning)",
-            json.loads((baseline_out / "metrics.json").read_text()),
-            None,
-        )
-    )
-    for variant in args.variants.split(","):
-        run_dir = args.out / f"run-{variant}"
-        began = time.perf_counter()
-        if not (run_dir / "model.ckpt").exists():
-            resume = ["--resume"] if (run_dir / "last.pt").exists() else []
-            run(
-                [
-                    exe,
-                    "train",
-                    "--data",
-                    str(train_dir),
-                    "--out",
-                    str(run_dir),
-                    "--mpp",
-                    str(args.mpp),
-                    "--encoder",
-                    args.encoder,
-                    "--encoder-weights",
-                    "none",
-                    "--variant",
-                    variant,
-                    "--epochs",
-                    str(args.epochs),
-                    "--prior-epochs",
-                    str(args.prior_epochs),
-                    "--iterations-per-epoch",
-                    str(args.iterations_per_epoch),
-                    "--crop-px",
-                    str(args.crop_px),
-                    "--batch-size",
-                    str(args.batch_size),
-                    "--seed",
-                    str(args.seed),
-                    "--match-radius-um",
-                    str(args.radius_um),
-                    "--quiet",
-                    *resume,
-                ]
-            )
-        seconds = time.perf_counter() - began
-        eval_out = args.out / f"eval-{variant}"
-        run(
-            [
-                exe,
-                "evaluate",
-                "--model",
-                str(run_dir / "model.ckpt"),
-                "--data",
-                str(test_dir),
-                "--out",
-                str(eval_out),
-                *common,
-            ]
-        )
-        rows.append(
-            metrics_row(variant, json.loads((eval_out / "metrics.json").read_text()), seconds)
-        )
-
-    radius_px = args.radius_um / args.mpp
-    table = "\n".join(
-        [
-            f"F1 on the test set at r = {args.radius_um} µm "
-            f"({radius_px:g} px at {args.mpp} µm/px); "
-            f"{args.encoder}, {args.crop_px}² crops × {args.batch_size}, {args.epochs} epochs × "
-            f"{args.iterations_per_epoch} iterations (prior stage: {args.prior_epochs} epochs)",
-            "",
-            "| method | positive totalF1 / meanF1 | other totalF1 / meanF1 "
-            "| class-agnostic totalF1 | train min |",
-            "| --- | --- | --- | --- | --- |",
-            *rows,
-        ]
-    )
-    (args.out / "table.md").write_text(table + "\n")
-    print(table)
+    if not args.table_only:
+        if args.data is None:
+            parser.error("--data is needed to train")
+        exe = str(Path(sys.executable).with_name("wsi-ihc"))
+        work = args.runs / args.study / "data"
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for variant in args.variants.split(","):
+                path = result_path(args, variant, seed)
+                if path.exists():
+                    saved = json.loads(path.read_text())
+                    if saved["recipe"] != recipe(args):
+                        sys.exit(f"{path}: recorded with another recipe; use another --study")
+                    print(f"recorded: {path.name}", flush=True)
+                    continue
+                result = train_run(args, exe, variant, seed, work)
+                folder = run_dir(args, variant, seed)
+                metrics, commands = score_model(
+                    exe, folder / "model.ckpt", args.data, work, args.radius_um, folder
+                )
+                result.update(metrics=metrics, commands=[*result["commands"], *commands])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(".partial")
+                partial.write_text(json.dumps(result, indent=1) + "\n")
+                os.replace(partial, path)
+                print(f"recorded: {path}", flush=True)
+    print(table(args.study))
 
 
 if __name__ == "__main__":

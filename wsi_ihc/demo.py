@@ -7,7 +7,11 @@ makes itself, so a fresh machine shows what the tool does in a few minutes on a 
 2. ``wsi-ihc train``: resnet18 encoder + main decoder, at 0.5 µm/px, a few epochs;
 3. ``wsi-ihc synth slide``: a pyramidal ×40 Aperio slide with known cells;
 4. ``wsi-ihc infer``: the slide through the model into Zarr, cells, summary, overlay;
-5. F1 of the detected cells against the slide's ground truth (wsi_ihc.evaluate).
+5. F1 of the detected cells against the slide's ground truth (wsi_ihc.evaluate);
+6. real pixels: the built-in model on scikit-image's ``immunohistochemistry()`` sample (FHL2,
+   cytoplasmic DAB in colonic glands, 512 × 512), counts and overlay. It records no pixel
+   size; its epithelial nuclei are ~9 px wide and ~22 px long, ~4.5 × 11 µm at the
+   :data:`IHC_SAMPLE_MPP` = 0.5 µm/px assumed here (a ×20 view).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 import click
 
 from wsi_ihc.cli.options import device_option
+
+#: Assumed pixel size of scikit-image's immunohistochemistry() sample (see above).
+IHC_SAMPLE_MPP = 0.5
 
 
 @click.command()
@@ -69,10 +76,10 @@ def demo(
     began = time.perf_counter()
     device = device or default_device()
     mpp = 0.25
-    click.echo(f"1/4 synthetic training tiles -> {out / 'tiles'}")
+    click.echo(f"1/5 synthetic training tiles -> {out / 'tiles'}")
     make_tiles(out / "tiles", count=tiles, size_px=512, seed=0, mpp=mpp)
     click.echo(
-        f"2/4 training a resnet18 model ({variant}, {epochs} epochs, {device}) -> {out / 'run'}"
+        f"2/5 training a resnet18 model ({variant}, {epochs} epochs, {device}) -> {out / 'run'}"
     )
     config = TrainConfig(
         data=out / "tiles",
@@ -91,9 +98,9 @@ def demo(
         device=device,
     )
     summary = train(config, resume=(out / "run" / "last.pt").exists())
-    click.echo(f"3/4 synthetic ×40 slide {slide_px}×{slide_px} px -> {out / 'slide.svs'}")
+    click.echo(f"3/5 synthetic ×40 slide {slide_px}×{slide_px} px -> {out / 'slide.svs'}")
     make_slide(out / "slide.svs", slide_px, slide_px, seed=1, mpp=mpp)
-    click.echo(f"4/4 wsi-ihc infer {out / 'slide.svs'} --model {summary.checkpoint}")
+    click.echo(f"4/5 wsi-ihc infer {out / 'slide.svs'} --model {summary.checkpoint}")
     settings = InferSettings(model_path=summary.checkpoint, device=device, quiet=False)
     result = infer_slide(out / "slide.svs", out / "results", settings)
 
@@ -115,8 +122,36 @@ def demo(
         f"(truth {true_percent:.1f}); tissue {result['tissue_area_mm2']:.2f} mm²; "
         f"F1 within {radius_um} µm"
     )
-    seconds = time.perf_counter() - began
-    click.echo(f"outputs in {out / 'results' / 'slide'}; {seconds:.0f} s in all")
+    click.echo(f"outputs in {out / 'results' / 'slide'}")
+    real_pixels_demo(out, device)
+    click.echo(f"{time.perf_counter() - began:.0f} s in all")
+
+
+def real_pixels_demo(out: Path, device: str) -> None:
+    """The built-in model on a real cytoplasmic-DAB image that scikit-image ships."""
+    import cv2
+    from skimage import data
+
+    from wsi_ihc.infer.run import InferSettings, infer_slide
+    from wsi_ihc.model.builtin import DEFAULT, resolve_model
+
+    image_path = out / "ihc" / "immunohistochemistry.png"
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(image_path), cv2.cvtColor(data.immunohistochemistry(), cv2.COLOR_RGB2BGR))
+    click.echo(
+        f"\n5/5 real pixels: built-in model {DEFAULT} on scikit-image's immunohistochemistry() "
+        f"at an assumed {IHC_SAMPLE_MPP} µm/px -> {out / 'ihc'}"
+    )
+    settings = InferSettings(
+        model_path=resolve_model(DEFAULT).path, device=device, mpp=IHC_SAMPLE_MPP, quiet=True
+    )
+    result = infer_slide(image_path, out / "ihc", settings)
+    counts, percent = result["counts"], result["positive_percent"]
+    click.echo(
+        f"positive {counts['positive']}, other {counts['other']}, positive % "
+        f"{'n/a' if percent is None else round(percent, 1)}; overlay "
+        f"{out / 'ihc' / 'immunohistochemistry' / 'overlay.png'}"
+    )
 
 
 if __name__ == "__main__":

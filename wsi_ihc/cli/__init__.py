@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("wsi_ihc.cli.train", "train", "Train a model from point annotations."),
     "evaluate": ("wsi_ihc.cli.evaluate", "evaluate", "F1 of detections against point annotations."),
     "synth": ("wsi_ihc.cli.synth", "synth", "Make synthetic IHC tiles or slides with known cells."),
+    "models": ("wsi_ihc.cli.models", "models", "List the built-in models and their cards."),
     "doctor": (
         "wsi_ihc.cli.doctor",
         "doctor",

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import inference_options, model_option, quiet_option
+from wsi_ihc.cli.options import (
+    inference_options,
+    model_option,
+    quiet_option,
+    resolve_model_option,
+)
 
 
 @click.command(short_help="Run many slides on a Dask cluster, resumably.")
@@ -25,7 +30,7 @@ from wsi_ihc.cli.options import inference_options, model_option, quiet_option
     show_default=True,
     help="Glob on the path below SLIDES, e.g. '*.svs' or 'cohort_a/*' (not with --list).",
 )
-@model_option()
+@model_option
 @click.option(
     "--out",
     "out_root",
@@ -88,7 +93,7 @@ def batch(
     slides: Path | None,
     list_file: Path | None,
     pattern: str,
-    model_path: Path,
+    model_spec: str | None,
     out_root: Path,
     scheduler: str | None,
     cluster_kind: str,
@@ -125,6 +130,7 @@ def batch(
         raise ConfigError(
             f"--pattern filters a folder of slides; {list_file} should list only the slides to run"
         )
+    model_path = resolve_model_option(model_spec)
     read_card(model_path)  # a bad checkpoint is one error now, not one per slide
     jobs_list = (
         read_slide_list(list_file)

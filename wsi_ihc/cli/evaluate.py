@@ -21,6 +21,7 @@ from wsi_ihc.cli.options import (
     mpp_option,
     precision_option,
     quiet_option,
+    resolve_model_option,
     threshold_option,
 )
 
@@ -48,7 +49,7 @@ def _floats(text: str) -> tuple[float, ...]:
     required=True,
     help="Images with NAME.csv/NAME.geojson beside them, or BCData's images/ + points/.",
 )
-@model_option(required=False)
+@model_option
 @click.option(
     "--pred",
     "pred_dir",
@@ -99,7 +100,7 @@ def _floats(text: str) -> tuple[float, ...]:
 @quiet_option
 def evaluate(
     data_dir: Path,
-    model_path: Path | None,
+    model_spec: str | None,
     pred_dir: Path | None,
     baseline: bool,
     radius_um: float,
@@ -119,17 +120,23 @@ def evaluate(
 ) -> None:
     """Match detections to the annotated points of DATA one-to-one within --radius-um
     (per class, and ignoring class) and print precision, recall, totalF1 (pooled over
-    images) and meanF1 (mean of per-image F1)."""
+    images) and meanF1 (mean of per-image F1). Without --model, --pred or --baseline, the
+    default built-in model is scored."""
     from wsi_ihc.errors import ConfigError
     from wsi_ihc.logs import setup_logging
+    from wsi_ihc.model.builtin import BUILTINS
 
     setup_logging(quiet)
-    given = {"--model": model_path, "--pred": pred_dir, "--baseline": baseline}
+    given = {"--model": model_spec, "--pred": pred_dir, "--baseline": baseline}
     sources = [name for name, value in given.items() if value]
-    if len(sources) != 1:
-        raise ConfigError(f"give exactly one of {', '.join(given)} (got {sources or 'none'})")
-    if (tune or write_checkpoint) and model_path is None:
-        raise ConfigError("--tune and --write-checkpoint need --model")
+    if len(sources) > 1:
+        raise ConfigError(f"give one of {', '.join(given)}, not {' and '.join(sources)}")
+    if (tune or write_checkpoint) and (pred_dir is not None or baseline):
+        raise ConfigError("--tune and --write-checkpoint need a model")
+    if write_checkpoint and (model_spec is None or model_spec in BUILTINS):
+        raise ConfigError(
+            "--write-checkpoint would change a built-in model; copy it and pass its path"
+        )
     if write_checkpoint and not tune:
         raise ConfigError("--write-checkpoint stores what --tune chose; add --tune")
     if tune and (threshold is not None or min_distance_um is not None):
@@ -145,6 +152,7 @@ def evaluate(
     elif baseline:
         preds, source = run.baseline()
     else:
+        model_path = resolve_model_option(model_spec)
         preds, source = _run_model(
             run, model_path, device, precision, threshold, min_distance_um, radius_um,
             (_floats(tune_thresholds), _floats(tune_distances_um)) if tune else None,

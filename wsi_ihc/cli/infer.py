@@ -6,12 +6,17 @@ from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import inference_options, model_option, quiet_option
+from wsi_ihc.cli.options import (
+    inference_options,
+    model_option,
+    quiet_option,
+    resolve_model_option,
+)
 
 
 @click.command(short_help="Detect and classify cells in one slide.")
 @click.argument("slide", type=click.Path(path_type=Path))
-@model_option()
+@model_option
 @click.option(
     "--out",
     "out_root",
@@ -22,7 +27,9 @@ from wsi_ihc.cli.options import inference_options, model_option, quiet_option
 )
 @inference_options
 @quiet_option
-def infer(slide: Path, model_path: Path, out_root: Path, inference: dict, quiet: bool) -> None:
+def infer(
+    slide: Path, model_spec: str | None, out_root: Path, inference: dict, quiet: bool
+) -> None:
     """Detect and classify cells in SLIDE (.svs, .ndpi, .mrxs, .tiff, DICOM, OME-TIFF, or a
     PNG/JPEG/TIFF image with --mpp) and write OUT/<stem>/: probabilities.zarr, cells.csv,
     cells.geojson (QuPath detections), summary.json and overlay.png."""
@@ -30,6 +37,7 @@ def infer(slide: Path, model_path: Path, out_root: Path, inference: dict, quiet:
     from wsi_ihc.logs import setup_logging
 
     setup_logging(quiet)
+    model_path = resolve_model_option(model_spec)
     settings = InferSettings(model_path=model_path, quiet=quiet, **inference)
     summary = infer_slide(slide, out_root, settings)
     if not quiet:

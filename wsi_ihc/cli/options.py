@@ -47,14 +47,34 @@ def mpp_option(func: F) -> F:
     )(func)
 
 
-def model_option(required: bool = True) -> Callable[[F], F]:
+def model_option(func: F) -> F:
+    from wsi_ihc.model.builtin import DEFAULT
+
     return click.option(
         "--model",
-        "model_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        required=required,
-        help="Checkpoint written by `wsi-ihc train` (model.ckpt).",
-    )
+        "model_spec",
+        default=None,
+        metavar="NAME|PATH",
+        help="A built-in model's name (`wsi-ihc models`) or a checkpoint written by "
+        f"`wsi-ihc train` [default: the built-in {DEFAULT}].",
+    )(func)
+
+
+def resolve_model_option(spec: str | None) -> Path:
+    """The checkpoint ``--model`` names (a built-in is sha256-checked); one line says so when
+    the default built-in stands in for a missing ``--model``."""
+    import logging
+
+    from wsi_ihc.model.builtin import BUILTINS, resolve_model
+
+    resolved = resolve_model(spec)
+    if spec is None:
+        logging.getLogger("wsi_ihc").info(
+            "no --model given: using the built-in model %s (%s); `wsi-ihc models` shows its card",
+            resolved.builtin,
+            BUILTINS[resolved.builtin].summary,
+        )
+    return resolved.path
 
 
 def threshold_option(func: F) -> F:

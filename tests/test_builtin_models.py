@@ -1,0 +1,108 @@
+"""Built-in models: picked by name or by default, sha256-checked, listed, retrainable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from safetensors import safe_open
+
+from wsi_ihc.cli import cli
+from wsi_ihc.errors import CheckpointError
+from wsi_ihc.model.builtin import BUILTINS, DEFAULT, resolve_model, sha256_of, verified
+from wsi_ihc.model.checkpoint import load_checkpoint, read_card
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_builtin_is_float16_within_budget_and_has_a_card() -> None:
+    for model in BUILTINS.values():
+        path = verified(model)
+        assert path.stat().st_size <= 30e6
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()
+            dtypes = {str(handle.get_slice(name).get_dtype()) for name in names}
+        assert dtypes <= {"F16", "I64"}, dtypes  # I64: batch norm's step counters
+        card_text = model.card().read_text()
+        card = read_card(path)
+        for needle in ("research", "diagnos", f"{card.mpp}", f"{card.tile_px}", "Metrics"):
+            assert needle in card_text, needle
+
+
+def test_default_and_by_name_give_the_same_checked_file() -> None:
+    by_default, by_name = resolve_model(None), resolve_model(DEFAULT)
+    assert by_default == by_name and by_name.builtin == DEFAULT
+    model, card = load_checkpoint(by_name.path)
+    assert card.network.decoders == ("main",) and next(model.parameters()).dtype.is_floating_point
+
+
+def test_a_path_is_a_path_and_an_unknown_name_is_one_line(tmp_path: Path) -> None:
+    assert resolve_model(tmp_path / "model.ckpt").builtin is None
+    with pytest.raises(CheckpointError, match="neither a built-in model") as error:
+        resolve_model("no-such-model")
+    assert DEFAULT in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "swap in another model"])
+def test_corrupted_or_swapped_weights_fail_their_sha256(
+    damage: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    model = BUILTINS[DEFAULT]
+    copy = model.weights(tmp_path)
+    if damage == "flip a byte":
+        data = bytearray(model.weights().read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        copy.write_bytes(bytes(data))
+    else:
+        shutil.copy(tiny_checkpoint, copy)
+    with pytest.raises(CheckpointError, match="fails its sha256 check") as error:
+        resolve_model(DEFAULT, folder=tmp_path)
+    assert str(copy) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_models_lists_every_builtin_with_its_card() -> None:
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    for name, model in BUILTINS.items():
+        assert name in result.output and f"sha256 {model.sha256[:12]}… ok" in result.output
+        assert model.card().read_text().splitlines()[0] in result.output
+
+
+def test_infer_without_model_uses_the_default_and_says_so(
+    synthetic_slide: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["infer", str(synthetic_slide), "--out", str(tmp_path), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "no --model given" in line]
+    assert len(notes) == 1 and DEFAULT in notes[0]
+    summary = json.loads((tmp_path / "synthetic" / "summary.json").read_text())
+    assert summary["model_id"] == f"{DEFAULT}-{BUILTINS[DEFAULT].sha256[:12]}"
+
+
+def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
+    bcdata_dir: Path, tmp_path: Path
+) -> None:
+    """The one command that rebuilds a built-in: train, export float16, score the export."""
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"),
+        "--data", str(bcdata_dir.parent), "--name", "tiny", "--out-dir", str(tmp_path / "models"),
+        "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+        "--variant", "main", "--epochs", "1", "--iterations-per-epoch", "2", "--crop-px", "64",
+        "--batch-size", "2", "--test-sets", "bcdata-18-25",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights = tmp_path / "models" / "tiny.safetensors"
+    record = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert record["sha256"] == sha256_of(weights) and record["sha256"] in done.stdout
+    assert set(record["metrics"]) == {"bcdata-18-25"}
+    assert 0 <= record["metrics"]["bcdata-18-25"]["agnostic"]["total_f1"] <= 1
+    with safe_open(str(weights), framework="pt") as handle:
+        assert str(handle.get_slice("encoder.conv1.weight").get_dtype()) == "F16"

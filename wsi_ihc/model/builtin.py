@@ -1,0 +1,103 @@
+"""Models shipped inside the package, so ``wsi-ihc infer slide.svs`` counts cells at once.
+
+Each built-in is a float16 checkpoint (``wsi_ihc/models/NAME.safetensors``, encoder + main
+decoder only) with a model card beside it (``NAME.md``: data and its terms, pixel size,
+recipe, metrics with the commands that reproduce them, what it is not for). The sha256
+of every file is fixed here, in code, and checked whenever the model is picked: a
+corrupted or swapped file is an error, never a silently different model.
+
+``--model`` takes a built-in's name or a checkpoint's path; without it, :data:`DEFAULT`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsi_ihc.errors import CheckpointError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    sha256: str
+    summary: str  # one line for `wsi-ihc models`
+
+    def weights(self, folder: Path = MODELS_DIR) -> Path:
+        return folder / f"{self.name}.safetensors"
+
+    def card(self, folder: Path = MODELS_DIR) -> Path:
+        return folder / f"{self.name}.md"
+
+
+BUILTINS: dict[str, BuiltinModel] = {
+    model.name: model
+    for model in (
+        BuiltinModel(
+            name="ki67-bcdata-r18-v1",
+            sha256="0000000000000000000000000000000000000000000000000000000000000000",
+            summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.5 µm/px, BCData 0-17; "
+            "research use",
+        ),
+    )
+}
+DEFAULT = "ki67-bcdata-r18-v1"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The checkpoint a ``--model`` value names; ``builtin`` is None for a user's file."""
+
+    path: Path
+    builtin: str | None
+
+
+def resolve_model(spec: str | Path | None, folder: Path = MODELS_DIR) -> ResolvedModel:
+    """A built-in (by name, or :data:`DEFAULT` for None), checked, or a checkpoint path."""
+    name = DEFAULT if spec is None else str(spec)
+    if name in BUILTINS:
+        return ResolvedModel(verified(BUILTINS[name], folder), name)
+    path = Path(name)
+    if not path.exists() and path.suffix == "" and "/" not in name:
+        raise CheckpointError(
+            f"{name}: neither a built-in model ({', '.join(BUILTINS)}) nor a checkpoint file"
+        )
+    return ResolvedModel(path, None)
+
+
+def verified(model: BuiltinModel, folder: Path = MODELS_DIR) -> Path:
+    """The built-in's weights file, if its sha256 is the one fixed in code."""
+    path = model.weights(folder)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: built-in model {model.name} is missing; reinstall wsi-ihc")
+    found = sha256_of(path)
+    if found != model.sha256:
+        raise CheckpointError(
+            f"{path}: built-in model {model.name} fails its sha256 check (found {found[:12]}…, "
+            f"expected {model.sha256[:12]}…): the file is corrupted or replaced; reinstall wsi-ihc"
+        )
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_builtin(checkpoint: Path, out: Path) -> str:
+    """Write a checkpoint's encoder + main decoder as float16 to ``out``; its sha256.
+
+    The card (training record, tuned peaks) is kept; float16 halves the package's size and
+    the weights are cast back to float32 when loaded.
+    """
+    from wsi_ihc.model.checkpoint import load_checkpoint, save_checkpoint
+
+    model, card = load_checkpoint(checkpoint, decoders=("main",))
+    save_checkpoint(out, model.half(), card)
+    return sha256_of(out)

@@ -1,0 +1,59 @@
+"""The public annotated sets models are trained and judged on, their splits and pixel sizes.
+
+The files themselves are never copied or shipped (their terms allow research and
+benchmark use only): a split is a folder of symbolic links in BCData's layout
+(``images/``, ``points/``) with a ``dataset.json`` stating the pixel size used.
+
+- BCData (Ki-67, ×40 slide scans): tiles 0-17 train, 18-25 test only.
+- ki67-camera (Ki-67, another lab, camera photos, no recorded pixel size): 3 training
+  images, 2 test-only images, split by patient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Split:
+    """Named images of one source folder, at a stated pixel size."""
+
+    source: str  # folder name under ../shared/data
+    names: tuple[str, ...]
+    mpp: float
+
+    def link(self, data_root: Path, out: Path) -> Path:
+        """``out`` in BCData's layout with symlinks to this split's files, and its mpp."""
+        folder = data_root / self.source
+        for sub in ("images", "points"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        for name in self.names:
+            image = next((folder / "images").glob(f"{name}.*"))
+            pairs = (
+                (out / "images" / image.name, image),
+                (out / "points" / f"{name}.csv", folder / "points" / f"{name}.csv"),
+            )
+            for target, path in pairs:
+                if not target.exists():
+                    with contextlib.suppress(FileExistsError):  # a parallel run was first
+                        target.symlink_to(path.resolve())
+        (out / "dataset.json").write_text(json.dumps({"mpp": self.mpp}) + "\n")
+        return out
+
+
+#: BCData's pixel size: nuclei span 40-60 px, a ×40 scan (../shared/data/README.md).
+BCDATA_MPP = 0.25
+#: ki67-camera's, stated, not measured: its median nucleus is 67 px across where BCData's
+#: are ~50 px at 0.25 µm/px, so 0.25 × 50 / 67 ≈ 0.19 µm/px.
+CAMERA_MPP = 0.19
+
+BCDATA_TRAIN = Split("bcdata", tuple(str(i) for i in range(18)), BCDATA_MPP)
+BCDATA_TEST = Split("bcdata", tuple(str(i) for i in range(18, 26)), BCDATA_MPP)
+CAMERA_TRAIN = Split("ki67-camera", ("1309620-A2-27", "1309620-A2-28", "8682421-A3-26"), CAMERA_MPP)
+CAMERA_TEST = Split("ki67-camera", ("1329941-B3-25", "1329941-B3-26"), CAMERA_MPP)
+
+#: Held-out sets every reported model is scored on, by the name results use.
+TEST_SETS = {"bcdata-18-25": BCDATA_TEST, "camera-test": CAMERA_TEST}
