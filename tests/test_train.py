@@ -415,3 +415,69 @@ def test_contradicting_options_are_one_line(tmp_path: Path):
         ),
         "--crop-px",
     )
+
+
+# --- fine-tuning (--init) ---------------------------------------------------------------------
+
+
+def test_init_starts_from_the_checkpoint_first_loss_equal_to_the_source(
+    main_run: Path, tiles: Path, tmp_path: Path
+):
+    """A model built with --init gives, on the same batch, the loss its source gives: every
+    shared weight (encoder, main decoder) was copied, float16 export included."""
+    from dataclasses import replace
+
+    from wsi_ihc.model.builtin import export_builtin
+    from wsi_ihc.model.losses import multitask_loss
+    from wsi_ihc.train.batches import sample_batch
+    from wsi_ihc.train.dataset import load_dataset
+    from wsi_ihc.train.stages import batch_spec
+
+    half = tmp_path / "half.safetensors"
+    export_builtin(main_run / "model.ckpt", half)
+    for source_path in (main_run / "model.ckpt", half):
+        config = replace(tiny_config(tmp_path, "main+dynamic"), init=source_path)
+        tuned = build_model(config, config.decoders).train()
+        source, card = load_checkpoint(source_path, decoders=("main",))
+        source.train()
+        spec = batch_spec(config, card, ("main",))
+        batch = sample_batch(load_dataset(tiles, 0.5, 0.5), None, spec, np.random.default_rng(0))
+        with torch.no_grad():  # the same dropout draws (the ASPP drops in training)
+            torch.manual_seed(1)
+            mine = multitask_loss({"main": tuned(batch["image"])["main"]}, batch)["total"]
+            torch.manual_seed(1)
+            theirs = multitask_loss(source(batch["image"]), batch)["total"]
+        assert torch.equal(mine, theirs)
+    fresh = build_model(replace(config, init=None), config.decoders).train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        other = multitask_loss({"main": fresh(batch["image"])["main"]}, batch)["total"]
+    assert not torch.equal(other, theirs)  # the test can tell weights apart
+
+
+def test_init_from_another_encoder_is_one_line(main_run: Path, tiles: Path, tmp_path: Path):
+    args = ["--data", tiles, "--out", tmp_path / "run", "--init", main_run / "model.ckpt"]
+    one_error_line(
+        run_cli(*args, *TINY[:1], "resnet34", *TINY[2:]),
+        str(main_run / "model.ckpt"),
+        "resnet18",
+        "resnet34",
+    )
+
+
+def test_init_takes_its_encoder_pixel_size_and_tile_from_the_source(
+    main_run: Path, tiles: Path, tmp_path: Path
+):
+    out = tmp_path / "tuned"
+    result = run_cli(
+        "--data", tiles, "--out", out, "--init", main_run / "model.ckpt", "--variant", "main",
+        "--epochs", 1, "--iterations-per-epoch", 2, "--batch-size", 4, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card, source = read_card(out / "model.ckpt"), read_card(main_run / "model.ckpt")
+    assert (card.network.encoder, card.mpp, card.tile_px) == (
+        source.network.encoder,
+        source.mpp,
+        source.tile_px,
+    )
+    assert card.training["init"] == str(main_run / "model.ckpt")

@@ -32,9 +32,17 @@ from wsi_ihc.cli.options import (
 )
 @click.option(
     "--encoder",
-    default="resnet101",
-    show_default=True,
-    help="Encoder name (segmentation_models_pytorch, or tu-<timm name>).",
+    default=None,
+    help="Encoder name (segmentation_models_pytorch, or tu-<timm name>) [default: --init's, "
+    "else resnet101, the paper's].",
+)
+@click.option(
+    "--init",
+    "init_spec",
+    default=None,
+    metavar="NAME|PATH",
+    help="Fine-tune: start from a built-in model (`wsi-ihc models`) or a checkpoint; its "
+    "encoder, pixel size and tile size become the defaults.",
 )
 @click.option(
     "--encoder-weights",
@@ -63,15 +71,15 @@ from wsi_ihc.cli.options import (
     "--model-mpp",
     type=float,
     default=None,
-    help="Train at this pixel size, µm/px (crops are resampled) [default: the data's, "
-    "or the first slide's].",
+    help="Train at this pixel size, µm/px (crops are resampled) [default: --init's, else "
+    "the data's, or the first slide's].",
 )
 @click.option(
     "--crop-px",
     type=int,
-    default=256,
-    show_default=True,
-    help="Square crop at the model mpp; also the tile size at inference.",
+    default=None,
+    help="Square crop at the model mpp; also the tile size at inference [default: --init's "
+    "tile size, else 256].",
 )
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option(
@@ -110,14 +118,15 @@ from wsi_ihc.cli.options import (
 def train(
     data: Path,
     out: Path,
-    encoder: str,
+    encoder: str | None,
+    init_spec: str | None,
     encoder_weights: str,
     variant: str,
     epochs: int,
     prior_epochs: int,
     mpp: float | None,
     model_mpp: float | None,
-    crop_px: int,
+    crop_px: int | None,
     batch_size: int,
     iterations_per_epoch: int | None,
     val_fraction: float,
@@ -141,6 +150,8 @@ def train(
     from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated
     from wsi_ihc.io.annotated_slides import list_annotated_slides, slide_mpp
     from wsi_ihc.logs import setup_logging
+    from wsi_ihc.model.builtin import resolve_model
+    from wsi_ihc.model.checkpoint import read_card
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train as run_training
 
@@ -150,17 +161,20 @@ def train(
     slides = list_annotated_slides(data)
     images = list_annotated(data, required=not slides)
     data_mpp = folder_mpp(data, mpp) if images else None
+    init = None if init_spec is None else resolve_model(init_spec).path
+    start = read_card(init) if init is not None else None
     config = TrainConfig(
         data=data,
         out=out,
         data_mpp=data_mpp,
-        model_mpp=model_mpp or data_mpp or slide_mpp(slides[0]),
-        encoder=encoder,
+        model_mpp=model_mpp or (start and start.mpp) or data_mpp or slide_mpp(slides[0]),
+        encoder=encoder or (start.network.encoder if start else "resnet101"),
+        init=init,
         encoder_weights=None if encoder_weights == "none" else encoder_weights,
         variant=variant,
         epochs=epochs,
         prior_epochs=prior_epochs,
-        crop_px=crop_px,
+        crop_px=crop_px or (start.tile_px if start else 256),
         batch_size=batch_size,
         iterations_per_epoch=iterations_per_epoch,
         val_fraction=val_fraction,

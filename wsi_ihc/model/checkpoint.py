@@ -114,6 +114,32 @@ def load_checkpoint(
     return model.to(device).eval(), card
 
 
+def load_initial_weights(model: MultiTaskNet, path: Path) -> tuple[str, ...]:
+    """Copy a checkpoint's weights into ``model`` to fine-tune it; the decoders copied.
+
+    The encoder and every decoder both hold are copied (a main-only built-in leaves a
+    full variant's dynamic and prior decoders fresh). The architecture must match: a
+    checkpoint of another encoder is an error that names both.
+    """
+    card = read_card(path)
+    mine, theirs = model.config, card.network
+    if (mine.encoder, mine.atrous_rates) != (theirs.encoder, theirs.atrous_rates):
+        raise CheckpointError(
+            f"{path}: --init holds a {theirs.encoder} network (atrous rates "
+            f"{list(theirs.atrous_rates)}), this run trains {mine.encoder} "
+            f"({list(mine.atrous_rates)}); pass --encoder {theirs.encoder} or another --init"
+        )
+    shared = tuple(name for name in mine.decoders if name in theirs.decoders)
+    source, _ = load_checkpoint(path, decoders=shared)
+    missing, _ = model.load_state_dict(source.state_dict(), strict=False)
+    new = [name for name in mine.decoders if name not in shared]
+    fresh = tuple(f"{part}.{name}." for part in ("decoders", "heads") for name in new)
+    unfilled = [key for key in missing if not key.startswith(fresh)]
+    if unfilled:
+        raise CheckpointError(f"{path}: weights do not fit the network ({unfilled[0]!r} missing)")
+    return shared
+
+
 def _check_fits(
     path: Path, card: ModelCard, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]
 ) -> None:

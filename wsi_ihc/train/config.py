@@ -44,6 +44,7 @@ class TrainConfig:
     class_map: str | None = None
     cell_radius_um: float = 2.0
     match_radius_um: float = 2.5
+    init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
     def __post_init__(self) -> None:
         problems = []
@@ -101,6 +102,7 @@ class TrainConfig:
             "val_fraction",
             "cell_radius_um",
             "class_map",
+            "init",
         )
         return [
             f"{key}: {saved.get(key)!r} -> {mine[key]!r}"

@@ -23,7 +23,12 @@ import torch
 
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.io.atomic import atomic_write, write_json
-from wsi_ihc.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from wsi_ihc.model.checkpoint import (
+    ModelCard,
+    load_checkpoint,
+    load_initial_weights,
+    save_checkpoint,
+)
 from wsi_ihc.model.losses import bce_loss, multitask_loss
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 from wsi_ihc.train.augment import AugmentConfig
@@ -48,8 +53,13 @@ class MainResult:
 
 
 def build_model(config: TrainConfig, decoders: tuple[str, ...]) -> MultiTaskNet:
-    """A fresh network with only ``decoders``; a failed weight download is a clear error."""
+    """A network with only ``decoders``, from ``config.init``'s weights where given, else
+    fresh; a failed weight download is a clear error."""
     network = NetworkConfig(encoder=config.encoder, decoders=decoders)
+    if config.init is not None:
+        model = MultiTaskNet(network)
+        load_initial_weights(model, config.init)
+        return model
     try:
         return MultiTaskNet(network, encoder_weights=config.encoder_weights)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -211,6 +221,7 @@ def _with_training(
         "prior_epochs": config.prior_epochs if "prior" in config.decoders else None,
         "data": str(config.data),
         "seed": config.seed,
+        "init": None if config.init is None else str(config.init),
         "crop_px": config.crop_px,
         "batch_size": config.batch_size,
         "precision": config.precision,
