@@ -7,7 +7,8 @@ tiles, batch, channels-last) after a warm-up (a batch; on CUDA a whole untimed r
 kernels load lazily), and matches every precision's cells one-to-one with fp32's within
 ``--radius-px`` level-0 pixels (``wsi_ihc.evaluate.score_image``). Target: F1 >= 0.99
 against fp32. Use a trained ``--model``: an untrained map's weak maxima move with any
-rounding. On CUDA add fp16.
+rounding. On CUDA add fp16. ``auto`` shows what ``--precision auto`` picks on this machine
+(run it again under ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` for an AVX2 CPU).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     common.add_model_args(parser)
     parser.add_argument("--size", type=int, default=4096, help="slide side, level-0 px")
-    parser.add_argument("--precisions", default="fp32,bf16", help="the first is the reference")
+    parser.add_argument("--precisions", default="fp32,bf16,auto", help="the first is the reference")
     parser.add_argument("--radius-px", type=float, default=4.0, help="matching radius, level 0")
     args = parser.parse_args()
 
@@ -62,9 +63,10 @@ def main() -> None:
     for precision, (summary, cells) in runs.items():
         scores = score_image(ref_cells, cells, args.radius_px)
         predict_s = summary["timings_s"]["predict"]
+        chosen = summary["precision"]["precision"]
         rows.append(
             [
-                precision,
+                precision if precision == chosen else f"{precision} -> {chosen}",
                 len(cells.x),
                 predict_s,
                 tiles / predict_s,

@@ -21,6 +21,7 @@ import numpy as np
 
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.io.slide import open_slide
+from wsi_ihc.model.precision import PRECISIONS, cpu_hardware
 
 DEFAULT_CACHE = Path("/tmp/wsi-ihc-bench")
 
@@ -41,6 +42,7 @@ def machine_info() -> dict[str, str]:
         "host": f"{os.cpu_count()} CPUs ({model}), {ram_gib:.1f} GiB RAM, {platform.system()}",
         "load_avg_1_5_15": load,
         "torch": f"{torch.__version__}, {torch.get_num_threads()} intra-op threads",
+        "cpu kernels": cpu_hardware().describe(),
     }
 
 
@@ -91,7 +93,7 @@ def add_model_args(parser: argparse.ArgumentParser, tile_px: int = 256) -> None:
     parser.add_argument("--tile-px", type=int, default=tile_px)
     parser.add_argument("--model-mpp", type=float, default=0.5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="bf16", choices=("bf16", "fp16", "fp32"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--block-tiles", type=int, default=4)
     parser.add_argument("--read-workers", type=int, default=2)

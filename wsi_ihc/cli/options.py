@@ -30,7 +30,7 @@ def precision_option(func: F) -> F:
         show_default=True,
         help="Autocast precision of the model. auto: bf16 where the device computes it "
         "natively (recent GPUs; CPUs with AVX512-BF16 or AMX), else fp16 on a GPU and fp32 "
-        "on a CPU, where emulated bf16 is 24-72x slower. fp16 needs CUDA.",
+        "on a CPU, where emulated bf16 is 6-72x slower. fp16 needs CUDA.",
     )(func)
 
 

@@ -1,0 +1,64 @@
+"""One training step and one forward pass per precision, side by side: is bf16 native here?
+
+    .venv/bin/python benchmarks/bench_train_step.py [--precisions fp32,bf16] [--repeats 4]
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bench_train_step.py
+
+A training step is what ``wsi_ihc/train/loop.py`` does per batch (autocast forward, BCE on
+the main decoder, backward, Adam) on 8 random 128² crops; the forward pass is inference of
+8 tiles of 512². Where bf16 is emulated (a CPU without AVX512-BF16/AMX, or the AVX2
+confinement above) both are several times slower in bf16 than in fp32 (RESULTS.md §12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import common
+import torch
+
+from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--encoder", default="resnet18")
+    args = parser.parse_args()
+    common.print_header("Training step and forward pass per precision")
+    torch.manual_seed(0)
+    net = MultiTaskNet(NetworkConfig(encoder=args.encoder, decoders=("main",)))
+    net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    crops = torch.randn(8, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    targets = (torch.rand(8, 2, 128, 128) > 0.9).float()
+    tiles = torch.randn(8, 3, 512, 512).contiguous(memory_format=torch.channels_last)
+    rows = []
+    for precision in args.precisions.split(","):
+        dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
+        autocast = torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None)
+        steps = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            with autocast:
+                logits = net(crops)["main"]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps.append(time.perf_counter() - began)
+        net.eval()
+        with torch.inference_mode(), autocast:
+            began = time.perf_counter()
+            net(tiles)
+            forward = time.perf_counter() - began
+        net.train()
+        rows.append([precision, min(steps), max(steps), forward])
+    common.print_table(
+        ["precision", "train step s (best)", "train step s (worst)", "8×512² forward s"], rows
+    )
+
+
+if __name__ == "__main__":
+    main()
