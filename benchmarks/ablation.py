@@ -114,8 +114,11 @@ def score_model(
         commands.append(" ".join(evaluate))
         table = json.loads((out / f"eval-{name}" / "metrics.json").read_text())["table"]["groups"]
         metrics[name] = {
-            group: {"total_f1": table[group]["total_f1"], "mean_f1": table[group]["mean_f1"]}
-            for group in GROUPS
+            "mpp": split.mpp,
+            **{
+                group: {"total_f1": table[group]["total_f1"], "mean_f1": table[group]["mean_f1"]}
+                for group in GROUPS
+            },
         }
     return metrics, commands
 
@@ -158,11 +161,36 @@ def table(study: str) -> str:
         cells = []
         for s in sets:
             for g in GROUPS:
-                values = [r["metrics"][s][g]["total_f1"] for r in rows if s in r["metrics"]]
+                values = [r["metrics"][s][g]["total_f1"] for r in rows if _current(r, s)]
                 cells.append(_mean_sd(values))
         seeds = ",".join(str(r["seed"]) for r in rows)
         lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _current(result: dict, test_set: str) -> bool:
+    """Scored on ``test_set`` at the pixel size it is stated at now (see --rescore)."""
+    scored = result["metrics"].get(test_set)
+    return scored is not None and scored.get("mpp") == TEST_SETS[test_set].mpp
+
+
+def rescore(args: argparse.Namespace, exe: str) -> None:
+    """Score recorded runs again where a test set's stated pixel size changed since (the
+    run's weights must still be in --runs)."""
+    for path in sorted((HERE / "studies" / args.study).glob("*.json")):
+        result = json.loads(path.read_text())
+        stale = tuple(name for name in TEST_SETS if not _current(result, name))
+        folder = run_dir(args, result["variant"], result["seed"])
+        if not stale or not (folder / "model.ckpt").exists():
+            continue
+        work = args.runs / args.study / "data"
+        metrics, commands = score_model(
+            exe, folder / "model.ckpt", args.data, work, result["radius_um"], folder, stale
+        )
+        result["metrics"].update(metrics)
+        result["commands"] = [c for c in result["commands"] if "evaluate" not in c] + commands
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"rescored {path.name}: {', '.join(stale)}", flush=True)
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -191,8 +219,13 @@ def main() -> None:
     parser.add_argument("--iterations-per-epoch", type=int, default=50)
     parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
     parser.add_argument("--table-only", action="store_true", help="print what is recorded")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score recorded runs again on changed test sets"
+    )
     args = parser.parse_args()
-    if not args.table_only:
+    if args.rescore:
+        rescore(args, str(Path(sys.executable).with_name("wsi-ihc")))
+    elif not args.table_only:
         if args.data is None:
             parser.error("--data is needed to train")
         exe = str(Path(sys.executable).with_name("wsi-ihc"))

@@ -98,7 +98,7 @@ def test_png_without_mpp_is_one_line_from_the_real_command(
     assert result.returncode == 1 and result.stdout == "", result
     assert result.stderr.splitlines() == [
         f"Error: {slides_dir / 'boxes.png'}: the file records no pixel size; pass --mpp "
-        "(µm per pixel)"
+        "(µm per pixel, or auto)"
     ]
     _assert_no_results(tmp_path / "out")
 

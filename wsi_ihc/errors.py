@@ -16,6 +16,10 @@ class SlideError(WsiIhcError):
     """A slide or image cannot be opened or read, or lacks a pixel size."""
 
 
+class NoPixelSizeError(SlideError):
+    """The file records no pixel size (a plain image, a camera photo) and none was given."""
+
+
 class CheckpointError(WsiIhcError):
     """A checkpoint is missing, corrupt, or built for another architecture."""
 

@@ -304,6 +304,7 @@ def _run_model(
     write_checkpoint: bool,
 ) -> tuple[list[Cells], dict]:
     """Cells from the checkpoint, with tuned or given peak settings, and what was used."""
+    from wsi_ihc.infer.scale_check import check_images
     from wsi_ihc.model.checkpoint import model_id
 
     predictor = run.predictor(model_path, device, precision)
@@ -313,6 +314,7 @@ def _run_model(
         "model": str(model_path),
         "model_id": model_id(model_path),
         "precision": predictor.precision_choice.to_json(),
+        "scale_check": check_images(run.images, run.mpp, card, str(run.data_dir)),
     }
     if tune_grid is not None:
         preds, best = run.tune(predictor, radius_um, *tune_grid)

@@ -47,6 +47,32 @@ def mpp_option(func: F) -> F:
     )(func)
 
 
+class MppOrAuto(click.ParamType):
+    """A pixel size in µm/px, or ``auto``: the file's, else estimated from the nuclei."""
+
+    name = "MPP|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a pixel size (µm/px) nor auto", param, ctx)
+
+
+def mpp_or_auto_option(func: F) -> F:
+    return click.option(
+        "--mpp",
+        type=MppOrAuto(),
+        default=None,
+        help="Pixel size in µm/px, overriding the file's; auto: the file's, else estimated "
+        "from the size of the nuclei (camera images, exported crops). Whatever the source, "
+        "the nuclei are checked against the model's training data and a pixel size that "
+        "looks wrong by more than 25 % is a warning.",
+    )(func)
+
+
 def model_option(func: F) -> F:
     from wsi_ihc.model.builtin import DEFAULT
 
@@ -135,7 +161,7 @@ def inference_options(func: F) -> F:
     decorators = [
         device_option,
         precision_option,
-        mpp_option,
+        mpp_or_auto_option,
         threshold_option,
         min_distance_option,
         click.option("--no-tissue-mask", is_flag=True, help="Run every block, glass included."),

@@ -31,6 +31,7 @@ from wsi_ihc.infer.geometry import peak_halo_px
 from wsi_ihc.infer.pipeline import MapLayout, TissueReach, create_store, predict_slide
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import draw_overlay, slide_counts
+from wsi_ihc.infer.scale_check import AUTO, check_slide, estimate_mpp
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide
@@ -48,7 +49,7 @@ class InferSettings:
     precision: str = "auto"
     threshold: float | None = None
     min_distance_um: float | None = None
-    mpp: float | None = None
+    mpp: float | str | None = None  # None: the file's; "auto": the file's, else from nuclei
     tissue_mask: bool = True
     batch_size: int = 16
     block_tiles: int | None = None  # None: default_block_tiles(tile stride)
@@ -144,7 +145,8 @@ def infer_slide(
     partial.mkdir(parents=True)
     try:
         clock = time.perf_counter()
-        with open_slide(Path(slide_path), mpp=settings.mpp, reader=settings.reader) as slide:
+        mpp, mpp_source = _pixel_size(Path(slide_path), settings, card)
+        with open_slide(Path(slide_path), mpp=mpp, reader=settings.reader) as slide:
             clock = _lap(timings, "open", clock)
             thumbnail, thumb_mpp = slide.thumbnail()
             width, height = slide.dimensions
@@ -160,6 +162,10 @@ def infer_slide(
             blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
+            scale = check_slide(slide, layout, plans, card)
+            if scale.get("suspicious"):
+                warnings.append(scale["message"])
+            clock = _lap(timings, "scale_check", clock)
             predictor.precision_choice.announce()
 
             array = create_store(
@@ -202,6 +208,7 @@ def infer_slide(
                 timings,
                 warnings,
             )
+            summary.update(mpp_source=mpp_source, scale_check=scale)
         write_json(partial / "summary.json", summary)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
@@ -209,6 +216,13 @@ def infer_slide(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return summary
+
+
+def _pixel_size(path: Path, settings: InferSettings, card) -> tuple[float | None, dict]:
+    """The mpp to open the slide with (None: the file's) and where it came from."""
+    if settings.mpp == AUTO:
+        return estimate_mpp(path, settings.reader, card.nucleus_radius_um)
+    return settings.mpp, {"source": "file" if settings.mpp is None else "--mpp"}
 
 
 def _lap(timings: dict[str, float], stage: str, start: float) -> float:

@@ -19,7 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from wsi_ihc.errors import SlideError
+from wsi_ihc.errors import NoPixelSizeError, SlideError
 from wsi_ihc.io.tiff_tiles import GLASS_RGB, DirectTiff, direct_levels
 
 #: Pixel sizes outside this range (µm/px) come from bogus resolution tags, not a scanner.
@@ -260,7 +260,9 @@ def open_slide(path: Path, mpp: float | None = None, reader: str = "auto") -> Sl
     chosen = mpp if mpp is not None else file_mpp
     if chosen is None:
         backend.close()
-        raise SlideError(f"{path}: the file records no pixel size; pass --mpp (µm per pixel)")
+        raise NoPixelSizeError(
+            f"{path}: the file records no pixel size; pass --mpp (µm per pixel, or auto)"
+        )
     if not PLAUSIBLE_MPP[0] <= chosen <= PLAUSIBLE_MPP[1]:
         backend.close()
         source = "--mpp" if mpp is not None else "the file's resolution tags"
@@ -271,6 +273,15 @@ def open_slide(path: Path, mpp: float | None = None, reader: str = "auto") -> Sl
     slide = Slide(path=path, backend=backend, mpp=float(chosen), vendor=vendor)
     slide.read_level(len(backend.level_dimensions) - 1, 0, 0, 1, 1)  # fail now, not mid-run
     return slide
+
+
+def recorded_mpp(path: Path, reader: str = "auto") -> float | None:
+    """The pixel size the file records, or None (a plain image, a camera photo)."""
+    try:
+        with open_slide(path, reader=reader) as slide:
+            return slide.mpp
+    except NoPixelSizeError:
+        return None
 
 
 def _open_backend(path: Path, direct_tiles: bool) -> tuple[_Backend, str, float | None]:

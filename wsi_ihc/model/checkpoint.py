@@ -47,6 +47,9 @@ class ModelCard:
     peak_threshold: float = 0.5
     peak_min_distance_um: float = 3.0
     cell_radius_um: float = 2.0
+    #: Typical nucleus radius of the training data (wsi_ihc.scale), the pixel-size check's
+    #: ruler; None for models trained before it was recorded.
+    nucleus_radius_um: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 

@@ -82,6 +82,21 @@ def make_card(config: TrainConfig, decoders: tuple[str, ...]) -> ModelCard:
     )
 
 
+def nucleus_radius_um(
+    images: Sequence[TrainingImage], mpp: float, max_regions: int = 24
+) -> float | None:
+    """The training data's typical nucleus radius (µm), the card's ruler for the pixel-size
+    check: measured on up to two 1024 px windows of each image (at the model's mpp)."""
+    from wsi_ihc.scale import reference_radius_um
+
+    regions = []
+    for item in images:
+        height, width = item.image.shape[:2]
+        for top, left in {(0, 0), (max(0, height - 1024), max(0, width - 1024))}:
+            regions.append(item.image[top : top + 1024, left : left + 1024])
+    return reference_radius_um(regions[:max_regions], mpp) if regions else None
+
+
 def iterations_per_epoch(config: TrainConfig, images: Sequence[TrainingImage]) -> int:
     """The option, else one pass over the training area in crops."""
     if config.iterations_per_epoch is not None:
@@ -152,7 +167,8 @@ def main_stage(
 ) -> MainResult:
     """Train the variant's network, keep the best epoch, tune its peak parameters."""
     decoders = config.decoders
-    card = make_card(config, decoders)
+    ruler = nucleus_radius_um(train, config.model_mpp)
+    card = replace(make_card(config, decoders), nucleus_radius_um=ruler)
     torch.manual_seed(config.seed)
     model = build_model(config, decoders)
     spec = batch_spec(config, card, decoders)
