@@ -239,6 +239,6 @@ def test_compile_gives_the_same_maps(synthetic_slide: Path, tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
         summary = json.loads((out / "synthetic" / "summary.json").read_text())
         assert summary["parameters"]["compile"] is bool(flags)
-        store = out / "synthetic" / "probabilities.zarr"
+        store = out / "synthetic" / "probabilities.zarr" / "0"
         maps[bool(flags)] = np.asarray(zarr.open_array(str(store), mode="r")[:], np.float32)
     np.testing.assert_allclose(maps[True], maps[False], atol=2e-3)

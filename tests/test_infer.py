@@ -26,7 +26,7 @@ def _cell_set(out_dir: Path) -> set[tuple[float, float, str]]:
 
 def _grid_tiles(out_dir: Path, stride_px: int) -> int:
     """Tiles that cover the whole map of an ``infer`` output folder."""
-    height, width = zarr.open_array(str(out_dir / "probabilities.zarr"), mode="r").shape[1:]
+    height, width = zarr.open_array(str(out_dir / "probabilities.zarr" / "0"), mode="r").shape[1:]
     return -(-height // stride_px) * -(-width // stride_px)
 
 
@@ -46,7 +46,7 @@ def test_cells_do_not_depend_on_block_size(
         summary = infer_slide(synthetic_slide, out, settings, model=stain_model)
         found[block_tiles] = _cell_set(out / "synthetic")
         tiles_run[block_tiles] = summary["work"]["tiles_run"]
-        maps[block_tiles] = zarr.open_array(str(out / "synthetic" / "probabilities.zarr"))[:]
+        maps[block_tiles] = zarr.open_array(str(out / "synthetic" / "probabilities.zarr" / "0"))[:]
         assert summary["parameters"]["block_px"] == block_tiles * stride
     assert len(found[64]) > 100
     for block_tiles in (1, 2, 3):
@@ -67,7 +67,7 @@ def test_blockwise_map_equals_one_pass_over_the_image(
         InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False, block_tiles=2),
         model=stain_model,
     )
-    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr" / "0"), mode="r")
     predictor = stain_model.predictor
     with open_slide(synthetic_slide) as slide:
         scale = predictor.card.mpp / slide.mpp
@@ -139,7 +139,7 @@ def test_whole_slide_peaks_equal_tile_peaks(
     """Global peak picking over the Zarr equals scipy-style peaks of the whole array."""
     settings = InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False)
     infer_slide(synthetic_slide, tmp_path, settings, model=stain_model)
-    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr" / "0"), mode="r")
     card = stain_model.predictor.card
     whole = find_peaks(
         np.asarray(stored[:]), card.peak_threshold, card.peak_min_distance_um / card.mpp
@@ -162,7 +162,9 @@ def test_x20_slide_is_upsampled_for_a_x40_model(slides_dir: Path, tmp_path: Path
         TilePredictor(StainSmoothing(card), card, device="cpu", precision="fp32"), "stain"
     )
     summary = infer_slide(slides_dir / "CMU-1-Small-Region.svs", tmp_path, SETTINGS, model=model)
-    stored = zarr.open_array(str(tmp_path / "CMU-1-Small-Region" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(
+        str(tmp_path / "CMU-1-Small-Region" / "probabilities.zarr" / "0"), mode="r"
+    )
     assert stored.shape[1:] == (round(2967 * 0.499 / 0.25), round(2220 * 0.499 / 0.25))
     assert summary["mpp"] == pytest.approx(0.499)
     assert summary["total_cells"] > 0
@@ -192,7 +194,7 @@ def test_blocks_are_read_in_raster_order(
     predictor = stain_model.predictor
     read: list[tuple[int, int]] = []
 
-    def predict_block(slide, predictor, layout, origin, run, array):
+    def predict_block(slide, predictor, layout, origin, run, array, on_pixels=None):
         read.append(origin)
         return 1, np.zeros((2, *layout.block_shape(*origin)), np.float16)
 
