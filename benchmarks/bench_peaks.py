@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
 from wsi_ihc.infer.geometry import TileGeometry
+from wsi_ihc.infer.map_pyramid import create_map_store
 from wsi_ihc.infer.peaks import (
     peak_labels,
     peak_levels,
@@ -34,7 +35,6 @@ from wsi_ihc.infer.peaks import (
     tied_with_earlier,
     window_max,
 )
-from wsi_ihc.infer.map_pyramid import create_map_store
 from wsi_ihc.infer.pipeline import MapLayout
 from wsi_ihc.infer.run import infer_slide
 

@@ -13,6 +13,7 @@ import zarr
 from wsi_ihc.evaluate import score_image
 from wsi_ihc.infer.peaks import find_peaks
 from wsi_ihc.infer.run import InferSettings, default_block_tiles, infer_slide
+from wsi_ihc.infer.score_options import ScoreOptions
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
 
@@ -38,19 +39,29 @@ def test_cells_do_not_depend_on_block_size(
     With the tissue mask on, the same tiles run whatever the block size: glass tiles
     inside a block are skipped as glass blocks are.
     """
-    found, tiles_run, maps = {}, {}, {}
+    found, tiles_run, maps, tables, hotspots = {}, {}, {}, {}, {}
     stride = stain_model.predictor.geometry.stride_px
+    # A hotspot the small slide can hold: 0.01 mm² (56 µm radius) of at least 15 cells.
+    scores = ScoreOptions(hotspot_area_mm2=0.01, hotspot_min_cells=15)
     for block_tiles in (1, 2, 3, 64):
         out = tmp_path / f"blocks{block_tiles}"
-        settings = InferSettings(model_path=Path("unused"), quiet=True, block_tiles=block_tiles)
+        settings = InferSettings(
+            model_path=Path("unused"), quiet=True, block_tiles=block_tiles, scores=scores
+        )
         summary = infer_slide(synthetic_slide, out, settings, model=stain_model)
         found[block_tiles] = _cell_set(out / "synthetic")
+        tables[block_tiles] = (out / "synthetic" / "cells.csv").read_text()
+        hotspots[block_tiles] = summary["hotspot"]
         tiles_run[block_tiles] = summary["work"]["tiles_run"]
         maps[block_tiles] = zarr.open_array(str(out / "synthetic" / "probabilities.zarr" / "0"))[:]
         assert summary["parameters"]["block_px"] == block_tiles * stride
     assert len(found[64]) > 100
+    assert hotspots[64] is not None and hotspots[64]["cells"] >= 15
     for block_tiles in (1, 2, 3):
         assert found[block_tiles] == found[64], f"block of {block_tiles} tiles differs"
+        # Stain measures come from each block's own pixels: the same at every seam.
+        assert tables[block_tiles] == tables[64], f"measures of {block_tiles}-tile blocks differ"
+        assert hotspots[block_tiles] == hotspots[64]
     assert len(set(tiles_run.values())) == 1
     for block_tiles in (1, 2, 3):  # the same tiles read and stored (batches change bf16 ulps)
         np.testing.assert_allclose(maps[block_tiles], maps[64], rtol=0, atol=2e-3)

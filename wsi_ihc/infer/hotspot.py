@@ -4,7 +4,7 @@ highest positive %.
 The International Ki67 in Breast Cancer Working Group's hot-spot score counts one
 high-power field of at least 500 cells where Ki67 is highest (Leung et al., npj Breast
 Cancer 2016; 2:16014); a 40x high-power field is about 0.24 mm² (Cree et al., Mod Pathol
-2021; 34:1651-7). Those are the defaults.
+2021; 34:1651-7). Those are the defaults (:mod:`score_options`).
 
 Search: cells are counted on a grid of a quarter radius; a disc convolution gives every
 grid point's approximate counts within the radius; the best few grid points that hold
@@ -23,9 +23,6 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-#: Defaults: one 40x high-power field and the cells the IKWG's hot-spot method counts.
-DEFAULT_AREA_MM2 = 0.24
-DEFAULT_MIN_CELLS = 500
 #: Coarse grid points refined, and the refinements (each a 9 x 9 grid, a quarter the step).
 CANDIDATES = 8
 REFINEMENTS = 2

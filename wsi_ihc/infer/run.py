@@ -32,7 +32,8 @@ from wsi_ihc.infer.map_pyramid import create_map_store
 from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_slide
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import slide_counts
-from wsi_ihc.infer.slide_scores import ScoreOptions, SlideScores
+from wsi_ihc.infer.score_options import ScoreOptions
+from wsi_ihc.infer.slide_scores import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide

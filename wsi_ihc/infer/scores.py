@@ -15,40 +15,12 @@ of all cells (positive + other):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from wsi_ihc.errors import ConfigError
 from wsi_ihc.io.points import INTENSITY_NAMES as CLASS_NAMES
 
-#: QuPath's default DAB OD thresholds for 1+, 2+ and 3+.
-DEFAULT_THRESHOLDS = (0.2, 0.4, 0.6)
 #: Upper bounds (%) of Allred's proportion scores 1-4; above the last is 5.
 ALLRED_PROPORTION_BOUNDS = (1.0, 10.0, 100 / 3, 200 / 3)
-
-
-def check_thresholds(values, option: str = "--intensity-thresholds") -> tuple[float, ...]:
-    """Three finite, positive, strictly increasing DAB OD thresholds."""
-    try:
-        thresholds = tuple(float(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{option}: three numbers are needed, got {values!r}") from exc
-    if len(thresholds) != 3:
-        raise ConfigError(f"{option}: three thresholds (1+, 2+, 3+) are needed, got {values!r}")
-    if not all(math.isfinite(t) and t > 0 for t in thresholds):
-        raise ConfigError(f"{option}: thresholds must be positive OD values, got {values!r}")
-    if not thresholds[0] < thresholds[1] < thresholds[2]:
-        raise ConfigError(
-            f"{option}: thresholds must increase (1+ < 2+ < 3+), got "
-            + ",".join(f"{t:g}" for t in thresholds)
-        )
-    return thresholds
-
-
-def parse_thresholds(text: str) -> tuple[float, ...]:
-    """``"0.2,0.4,0.6"`` -> checked thresholds."""
-    return check_thresholds(text.split(","))
 
 
 def intensity_classes(label: np.ndarray, dab_od: np.ndarray, thresholds) -> np.ndarray:

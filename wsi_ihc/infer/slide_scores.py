@@ -10,8 +10,6 @@ overlay and the hotspot annotation, all written into the slide's unfinished fold
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +18,12 @@ from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.block_peaks import Origin
 from wsi_ihc.infer.cell_measures import BlockPixels, check_radius
 from wsi_ihc.infer.heatmap import count_grids, heatmap_picture, write_heatmaps
-from wsi_ihc.infer.hotspot import DEFAULT_AREA_MM2, Hotspot, find_hotspot
+from wsi_ihc.infer.hotspot import Hotspot, find_hotspot
 from wsi_ihc.infer.map_pyramid import MapPyramid
 from wsi_ihc.infer.pictures import OverlayCanvas, overlay, overlay_mpp
 from wsi_ihc.infer.report import HOTSPOT_BGR, write_png
-from wsi_ihc.infer.scores import check_thresholds, intensity_summary
+from wsi_ihc.infer.score_options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
+from wsi_ihc.infer.scores import intensity_summary
 from wsi_ihc.infer.stains import StainVectors, resolve_vectors
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import Cells
@@ -35,37 +34,6 @@ SAMPLE_SQUARES = 16
 SAMPLE_PX = 256
 #: Vertices of the hotspot circle in the QuPath annotation.
 CIRCLE_VERTICES = 72
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """The options of the scores; None takes the default (the model's, for the first two)."""
-
-    stain_vectors: str = "default"
-    measure_radius_um: float | None = None
-    intensity_thresholds: tuple[float, ...] | None = None
-    hotspot_area_mm2: float | None = None
-    hotspot_min_cells: int = 500
-    heatmap_um: float = 100.0
-
-    def __post_init__(self) -> None:
-        """Errors that need no slide, at once (``--measure-radius-um`` needs the model)."""
-        if self.intensity_thresholds is not None:
-            check_thresholds(self.intensity_thresholds)
-        if self.measure_radius_um is not None and not self.measure_radius_um > 0:
-            raise ConfigError(
-                f"--measure-radius-um must be a positive size in µm, got {self.measure_radius_um:g}"
-            )
-        if self.hotspot_area_mm2 is not None and not (
-            math.isfinite(self.hotspot_area_mm2) and self.hotspot_area_mm2 > 0
-        ):
-            raise ConfigError(
-                f"--hotspot-area-mm2 must be a positive area, got {self.hotspot_area_mm2:g}"
-            )
-        if self.hotspot_min_cells < 1:
-            raise ConfigError(f"--hotspot-min-cells must be >= 1, got {self.hotspot_min_cells}")
-        if not (math.isfinite(self.heatmap_um) and self.heatmap_um > 0):
-            raise ConfigError(f"--heatmap-um must be a positive size, got {self.heatmap_um:g}")
 
 
 class SlideScores:
@@ -104,7 +72,7 @@ class SlideScores:
 
     def _hotspot_area(self, options: ScoreOptions, tissue_mm2: float) -> tuple[float | None, list]:
         """The hotspot's area; the default one is skipped (warned) on too little tissue."""
-        area = options.hotspot_area_mm2 or DEFAULT_AREA_MM2
+        area = options.hotspot_area_mm2 or HOTSPOT_AREA_MM2
         if area <= tissue_mm2:
             return area, []
         if options.hotspot_area_mm2 is not None:
