@@ -171,6 +171,18 @@ def _thresholds(ctx: click.Context, param: click.Parameter, text: str | None):
     return None if text is None else parse_thresholds(text)
 
 
+def _stain_vectors(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``default``, ``auto``, or a vectors file checked now (one error before any slide)
+    and made absolute (batch workers may run elsewhere)."""
+    if value in ("default", "auto"):
+        return value
+    from wsi_ihc.infer.stains import read_vectors
+
+    path = Path(value).resolve()
+    read_vectors(path)
+    return str(path)
+
+
 def _score_options() -> list[Callable]:
     """The options of the scores (the README's "Scores" section); checked by ScoreOptions."""
     return [
@@ -178,6 +190,7 @@ def _score_options() -> list[Callable]:
             "--stain-vectors",
             default="default",
             show_default=True,
+            callback=_stain_vectors,
             help="Haematoxylin and DAB stain vectors: 'default' (standard H-DAB), 'auto' "
             "(estimated from the slide, Macenko) or a JSON file "
             '{"haematoxylin": [r, g, b], "dab": [r, g, b]}.',

@@ -76,10 +76,10 @@ class BlockPixels:
         rows = cells.y.astype(np.intp)[:, None] + dy[None, :]
         cols = cells.x.astype(np.intp)[:, None] + dx[None, :]
         inside = (rows >= 0) & (rows < self.map_shape[0]) & (cols >= 0) & (cols < self.map_shape[1])
-        pixels = region[
-            (rows - top).clip(0, region.shape[0] - 1), (cols - left).clip(0, region.shape[1] - 1)
-        ]
-        od = OD_LUT[pixels[..., :3]] * inside[..., None]
-        mean = od.sum(axis=1) / np.maximum(inside.sum(axis=1), 1)[:, None]
+        # Within the pixels read, glass padding past the slide included (check_radius).
+        od = OD_LUT[region[rows - top, cols - left, :3]]  # (cells, disc, 3)
+        if not inside.all():  # a cell at the slide's edge: the padding is not measured
+            od *= inside[..., None]
+        mean = od.sum(axis=1) / inside.sum(axis=1, dtype=np.float32)[:, None]
         stains = stain_od(mean, self.vectors)
         return cells.measured(stains, intensity_classes(cells.label, stains[:, 1], self.thresholds))
