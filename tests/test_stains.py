@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.cell_measures import BlockPixels, check_radius
+from wsi_ihc.infer.cell_measures import BlockPixels, check_radius, pixel_rows
 from wsi_ihc.infer.stains import (
     OD_LUT,
     StainVectors,
@@ -133,3 +133,15 @@ def test_radius_must_fit_in_the_tile_margin() -> None:
         check_radius(9.0, 0.5, 16)
     with pytest.raises(ConfigError, match="positive"):
         check_radius(-1.0, 0.5, 16)
+
+
+def test_pixel_rows_reads_windows_of_larger_arrays_without_a_copy() -> None:
+    """``read_at_mpp`` returns windows (and RGB of RGBA): the flat view must see the same."""
+    rng = np.random.default_rng(2)
+    rgba = rng.integers(0, 255, (50, 60, 4), np.uint8)
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    for region in (rgb[3:20, 4:30], rgba[5:40, 7:50, :3], rgb):
+        view, per_row = pixel_rows(region)
+        rows, cols = rng.integers(0, region.shape[0], 200), rng.integers(0, region.shape[1], 200)
+        np.testing.assert_array_equal(view[rows * per_row + cols], region[rows, cols, :3])
+    assert np.shares_memory(pixel_rows(rgb[3:20, 4:30])[0], rgb)

@@ -133,8 +133,3 @@ def resolve_vectors(spec: str, sample: Callable[[], np.ndarray]) -> StainVectors
     if spec == "auto":
         return estimate_vectors(sample())
     return read_vectors(Path(spec))
-
-
-def stain_od(mean_channel_od: np.ndarray, vectors: StainVectors) -> np.ndarray:
-    """(N, 3) mean per-channel OD -> (N, 2) float32 (haematoxylin, DAB) OD."""
-    return np.asarray(mean_channel_od, np.float32) @ vectors.unmixing
