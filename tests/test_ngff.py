@@ -17,19 +17,19 @@ from wsi_ihc.infer.run import InferSettings, infer_slide
 
 @pytest.fixture(scope="module")
 def result(synthetic_slide: Path, stain_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Blocks of one tile (120 map px), so the 1200 px map has a 3-level pyramid."""
+    """Blocks of one tile (120 map px), so the 1200 px map has a 3-level pyramid (8x)."""
     out = tmp_path_factory.mktemp("ngff")
     settings = InferSettings(model_path=Path("x"), quiet=True, block_tiles=1, tissue_mask=False)
     infer_slide(synthetic_slide, out, settings, model=stain_model)
     return out / "synthetic"
 
 
-def max_of_4x4(levels: np.ndarray) -> np.ndarray:
-    """The slow, plain reference: pad with 0, the max over each 4 x 4."""
+def max_of_8x8(levels: np.ndarray) -> np.ndarray:
+    """The slow, plain reference: pad with 0, the max over each 8 x 8."""
     channels, rows, cols = levels.shape
-    padded = np.zeros((channels, -(-rows // 4) * 4, -(-cols // 4) * 4), np.float32)
+    padded = np.zeros((channels, -(-rows // 8) * 8, -(-cols // 8) * 8), np.float32)
     padded[:, :rows, :cols] = levels
-    shape = (channels, padded.shape[1] // 4, 4, padded.shape[2] // 4, 4)
+    shape = (channels, padded.shape[1] // 8, 8, padded.shape[2] // 8, 8)
     return padded.reshape(shape).max(axis=(2, 4)).astype(np.float16)
 
 
@@ -49,7 +49,7 @@ def test_probabilities_are_a_valid_multiscale_with_the_models_pixel_size(result:
     image = Image.from_zarr(group)  # raises on anything the NGFF 0.5 schema forbids
     slide_mpp, mpp = 0.25, 0.5
     assert _scales(image) == [
-        ([1.0, s, s], [0.0, (s - slide_mpp) / 2, (s - slide_mpp) / 2]) for s in (mpp, 2.0, 8.0)
+        ([1.0, s, s], [0.0, (s - slide_mpp) / 2, (s - slide_mpp) / 2]) for s in (mpp, 4.0, 32.0)
     ]
     [multiscale] = image.ome_attributes.multiscales
     assert [axis.name for axis in multiscale.axes] == ["c", "y", "x"]
@@ -60,8 +60,8 @@ def test_probabilities_are_a_valid_multiscale_with_the_models_pixel_size(result:
         assert attrs["level0_per_pixel"] == pytest.approx(2.0)
     levels = [np.asarray(group[str(k)][:]) for k in range(3)]
     assert levels[0].shape == (2, 1200, 1200)
-    np.testing.assert_array_equal(levels[1], max_of_4x4(levels[0]))
-    np.testing.assert_array_equal(levels[2], max_of_4x4(levels[1]))
+    np.testing.assert_array_equal(levels[1], max_of_8x8(levels[0]))
+    np.testing.assert_array_equal(levels[2], max_of_8x8(levels[1]))
     assert levels[2].max() > 0.5  # cells' peaks survive pooling
 
 

@@ -2,7 +2,7 @@
 blocks finish.
 
 Level 0 is the map at the model's mpp, chunked by block (what ``infer`` writes each block
-into). Each further level is 4x smaller, for viewers, and is the maximum over 4x4 pixels
+into). Each further level is 8x smaller, for viewers, and is the maximum over 8x8 pixels
 (on the float16 bits, which order as the values for probabilities): a cell's peak stays
 visible at every zoom, where a mean would fade it. Every level is chunked like level 0,
 and a level's chunk is written once, when the last block below it is done, so nothing is
@@ -21,14 +21,16 @@ from wsi_ihc.infer.block_peaks import Origin
 from wsi_ihc.infer.pipeline import MapLayout
 from wsi_ihc.io.ngff import create_multiscale
 
-FACTOR = 4
+#: Each level is this many times smaller a side: 8, not 2 or 4, because every level's
+#: chunks cost Zarr writes beside the model (RESULTS.md §12); viewers pick any level.
+FACTOR = 8
 
 
 def level_shapes(layout: MapLayout) -> list[tuple[int, int, int]]:
-    """(2, rows, cols) per level: 4x smaller until one chunk (a block) holds a level.
+    """(2, rows, cols) per level: FACTOR smaller until one chunk (a block) holds a level.
 
-    Without a block size divisible by 4 the pooling windows would straddle blocks; the
-    map then has level 0 only.
+    Without a block size divisible by FACTOR the pooling windows would straddle blocks;
+    the map then has level 0 only.
     """
     shapes = [(2, layout.height_px, layout.width_px)]
     while layout.block_px % FACTOR == 0 and max(shapes[-1][1:]) > layout.block_px:
@@ -57,8 +59,8 @@ def create_map_store(path: Path, layout: MapLayout, slide_mpp: float, attributes
 def max_pool(block: np.ndarray, factor: int = FACTOR) -> np.ndarray:
     """(2, h, w) non-negative float16 -> (2, ceil(h/f), ceil(w/f)): the max of each f x f.
 
-    Maxima of strided views of the bits, rows then columns: 1.2 ms for a 1536² block where
-    NumPy's ``max`` over reshaped axes took 22 ms (a sixth of the engine, RESULTS.md §12).
+    Maxima of strided views of the bits, rows then columns: 1.2 ms for a 1536² block
+    (f = 8) where NumPy's ``max`` over reshaped axes took 22 ms (f = 4; RESULTS.md §12).
     """
     channels, rows, cols = block.shape
     padded_rows, padded_cols = -(-rows // factor) * factor, -(-cols // factor) * factor
