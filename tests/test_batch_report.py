@@ -14,12 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from wsi_ihc.batch.report import SHOWN
 from wsi_ihc.infer.report import HOTSPOT_BGR
-from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
-from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 from wsi_ihc.synth import make_slide
 
 CHROMIUM_FLAGS = (
@@ -36,20 +33,17 @@ WINDOW = (1400, 1600)
 
 
 @pytest.fixture(scope="module")
-def batch_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def batch_out(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two tissue slides and a glass one, whose explicit hotspot cannot fit: it fails."""
-    torch.manual_seed(0)
-    network = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
-    model = tmp_path_factory.mktemp("model") / "model.ckpt"
-    save_checkpoint(model, network, ModelCard(network=network.config, mpp=0.5, tile_px=128))
     slides = tmp_path_factory.mktemp("slides")
     for seed in (0, 1):
         make_slide(slides / f"tissue{seed}.svs", 1024, 1024, seed=seed)
     make_slide(slides / "glass.svs", 512, 512, seed=2, tissue=False)
     out = tmp_path_factory.mktemp("batch")
-    command = [sys.executable, "-m", "wsi_ihc", "batch", str(slides), "--model", str(model)]
-    command += ["--out", str(out), "--dashboard", ":0", "--quiet", "--device", "cpu"]
-    command += ["--workers", "1", "--hotspot-area-mm2", "0.003", "--hotspot-min-cells", "2"]
+    command = [sys.executable, "-m", "wsi_ihc", "batch", str(slides), "--model"]
+    command += [str(tiny_checkpoint), "--out", str(out), "--dashboard", ":0", "--quiet"]
+    command += ["--device", "cpu", "--workers", "1"]
+    command += ["--hotspot-area-mm2", "0.003", "--hotspot-min-cells", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result  # the glass slide failed, the others are done
     return out
