@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,10 @@ def test_empty_slide_gives_zero_counts_and_a_warning(tmp_path: Path, stain_model
 
     slide = tmp_path / "glass.svs"
     make_slide(slide, 1024, 1024, seed=1, tissue=False)
-    summary = infer_slide(slide, tmp_path / "out", SETTINGS, model=stain_model)
+    settings = replace(SETTINGS, scores=ScoreOptions(stain_vectors="auto"))
+    summary = infer_slide(slide, tmp_path / "out", settings, model=stain_model)
+    assert summary["stain_vectors"]["source"] == "default (no tissue for auto)"
+    assert summary["h_score"] is None and summary["hotspot"] is None
     assert summary["counts"] == {"other": 0, "positive": 0}
     assert summary["positive_percent"] is None
     assert summary["work"]["tiles_run"] == 0
@@ -235,3 +239,22 @@ def test_blocks_are_read_in_raster_order(
 @pytest.mark.parametrize(("stride_px", "tiles"), [(384, 4), (192, 8), (96, 16), (2000, 1)])
 def test_default_blocks_are_about_1536_px(stride_px: int, tiles: int) -> None:
     assert default_block_tiles(stride_px) == tiles
+
+
+def test_auto_stain_vectors_are_estimated_from_the_slides_tissue(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    """The synthetic slide is rendered with the standard H-DAB vectors: ``auto`` finds them."""
+    from wsi_ihc.infer.stains import default_vectors
+
+    settings = InferSettings(
+        model_path=Path("x"), quiet=True, scores=ScoreOptions(stain_vectors="auto")
+    )
+    summary = infer_slide(synthetic_slide, tmp_path, settings, model=stain_model)
+    found = summary["stain_vectors"]
+    assert found["source"] == "auto (macenko)"
+    default = default_vectors()
+    for name, true in (("haematoxylin", default.haematoxylin), ("dab", default.dab)):
+        angle = np.degrees(np.arccos(np.clip(np.dot(found[name], true), -1, 1)))
+        assert angle < 10, (name, angle)
+    assert summary["parameters"]["scores"]["stain_vectors"] == "auto"

@@ -132,10 +132,11 @@ class SlideScores:
 
 
 def tissue_sample(slide, tissue: TissueMask, mpp: float) -> np.ndarray:
-    """Up to SAMPLE_SQUARES squares of the slide's tissue at ``mpp``, side by side (RGB)."""
+    """Up to SAMPLE_SQUARES squares of the slide's tissue at ``mpp``, side by side (RGB);
+    empty without tissue."""
     rows, cols = np.nonzero(tissue.mask)
     if not len(rows):
-        raise ConfigError(f"{slide.path}: --stain-vectors auto needs tissue to estimate from")
+        return np.zeros((0, 0, 3), np.uint8)
     picks = np.linspace(0, len(rows) - 1, min(SAMPLE_SQUARES, len(rows))).astype(int)
     half_px = SAMPLE_PX * mpp / slide.mpp / 2
     squares = [

@@ -106,6 +106,9 @@ def estimate_vectors(rgb: np.ndarray) -> StainVectors:
     from tiatoolbox.tools.stainextract import MacenkoExtractor
 
     default = default_vectors()
+    if not rgb.size:
+        log.warning("stain vectors: no tissue to estimate them from; using the defaults")
+        return StainVectors(default.haematoxylin, default.dab, "default (no tissue for auto)")
     try:
         haematoxylin, dab = MacenkoExtractor().get_stain_matrix(rgb)[:2]
     except (ValueError, np.linalg.LinAlgError) as exc:
