@@ -11,7 +11,8 @@ the engine stores maps that compress like real ones and picks as many cells. Rep
 * the whole run with the usual threads: wall and process CPU seconds, level-0 Mpx per
   CPU second, and the stage timings;
 * where the CPU goes: the same run on one thread, each part timed around the code
-  ``infer_slide`` calls (process CPU, so Zarr's codec threads count);
+  ``infer_slide`` calls (process CPU, so Zarr's codec threads count), the scores' parts
+  (stain measures, overlay painting, map pyramid) included;
 * the outputs alone for ``--cells`` random cells (µs per cell): cells.csv and
   cells.geojson are written band by band beside the model, the overlay after it;
 * the CPU cores of this machine the engine needs to keep up with a device that runs the
@@ -36,7 +37,9 @@ import common
 import numpy as np
 import zarr
 
-from wsi_ihc.infer import block_peaks
+from wsi_ihc.infer import block_peaks, map_pyramid
+from wsi_ihc.infer.cell_measures import BlockPixels
+from wsi_ihc.infer.pictures import OverlayCanvas
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import draw_overlay
 from wsi_ihc.infer.run import LoadedModel, infer_slide, load_model
@@ -76,6 +79,9 @@ def where_the_cpu_goes(slide_path: Path, out_root: Path, settings, model) -> tup
         ("read block back (Zarr read)", block_peaks.Neighbourhoods, "read"),
         ("pick cells (block_cells)", block_peaks, "block_cells"),
         ("write cells.csv, cells.geojson (band by band)", CellFiles, "append"),
+        ("measure cells' stain OD (BlockPixels.measure)", BlockPixels, "measure"),
+        ("paint the overlay (OverlayCanvas.add)", OverlayCanvas, "add"),
+        ("pool the map pyramid (max_pool)", map_pyramid, "max_pool"),
     ]
     with ExitStack() as patches:
         for name, owner, attribute in targets:
@@ -87,7 +93,9 @@ def where_the_cpu_goes(slide_path: Path, out_root: Path, settings, model) -> tup
         )
         total = time.process_time() - start
     seconds = dict(parts.seconds)
-    seconds["write stage (overlay, after the model)"] = summary["timings_s"]["write"]
+    seconds["write stage (scores, hotspot, heat-maps, overlay: after the model)"] = summary[
+        "timings_s"
+    ]["write"]
     seconds["rest (Dask, edges, threads, summary)"] = total - sum(seconds.values())
     return seconds, total
 

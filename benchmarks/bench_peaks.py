@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_peaks.py [--map-px 8192] [--infer-size 4096]
 
 A (2, H, W) float16 probability map shaped like a real one (a cell-like bump every
-~11 µm at 0.5 µm/px) is written once with the pipeline's own ``create_store`` (chunked by
+~11 µm at 0.5 µm/px) is written once with the pipeline's own ``create_map_store`` (chunked by
 block), then read back and peak-picked block by block with the code ``infer_slide`` runs
 beside the model (``Neighbourhoods``; threads, read workers + 1). Also times the stages
 of ``peak_labels`` on one block, to show where a block's time goes, and (``--infer-size``
@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
 from wsi_ihc.infer.geometry import TileGeometry
+from wsi_ihc.infer.map_pyramid import create_map_store
 from wsi_ihc.infer.peaks import (
     peak_labels,
     peak_levels,
@@ -34,7 +35,7 @@ from wsi_ihc.infer.peaks import (
     tied_with_earlier,
     window_max,
 )
-from wsi_ihc.infer.pipeline import MapLayout, create_store
+from wsi_ihc.infer.pipeline import MapLayout
 from wsi_ihc.infer.run import infer_slide
 
 CELL_SPACING_PX = 22  # 11 µm at 0.5 µm/px
@@ -44,7 +45,7 @@ CELL_SIGMA_PX = 3.0
 def write_map(path: Path, side_px: int, block_px: int, seed: int = 0):
     """A stored map of cell-like bumps: per block, impulses blurred to peak ~0.5-1."""
     layout = MapLayout(height_px=side_px, width_px=side_px, block_px=block_px, scale=2.0)
-    array = create_store(path, layout, {})
+    array = create_map_store(path, layout, 0.25, {})[0]
     rng = np.random.default_rng(seed)
     gain = 2 * math.pi * CELL_SIGMA_PX**2
     for row0, col0 in layout.blocks():

@@ -190,7 +190,7 @@ def main() -> None:
             slide_path, out_root / "tia", model.predictor, args, card.peak_threshold, dist_px
         )
         same_map = rules_on_one_map(
-            out_root / "wsi_ihc" / slide_path.stem / "probabilities.zarr",
+            out_root / "wsi_ihc" / slide_path.stem / "probabilities.zarr" / "0",
             TiaModel(model.predictor, card.peak_threshold, dist_px),
             card.peak_threshold,
             dist_px,

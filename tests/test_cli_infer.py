@@ -8,11 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from wsi_ihc.cli import cli
 from wsi_ihc.model.precision import resolve_precision
+
+OUTPUTS = (
+    "probabilities.zarr",
+    "cells.csv",
+    "cells.geojson",
+    "summary.json",
+    "overlay.png",
+    "heatmaps.zarr",
+    "heatmap.png",
+    "annotations.geojson",
+)
 
 
 def _run(*args: str | Path) -> object:
@@ -41,9 +54,17 @@ def test_infer_cli_writes_every_output(
     )
     assert result.exit_code == 0, result.output
     out = tmp_path / "synthetic"
-    for name in ("probabilities.zarr", "cells.csv", "cells.geojson", "summary.json", "overlay.png"):
+    for name in OUTPUTS:
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
+    header = (out / "cells.csv").read_text().splitlines()[0]
+    assert header == "x,y,class,score,haematoxylin_od,dab_od,intensity"
+    # 600 µm of slide at 1 µm/px: cells (~10 µm) are told apart.
+    overlay = cv2.imread(str(out / "overlay.png"))
+    assert overlay.shape[:2] == (600, 600) and summary["overlay_mpp"] == 1.0
+    assert summary["intensity"]["thresholds"] == [0.2, 0.4, 0.6]  # the card's (QuPath's)
+    assert summary["measure_radius_um"] == 2.0  # the card's cell radius
+    assert summary["hotspot"] is None and "no hotspot" in result.output  # 0.08 mm² of tissue
     assert summary["parameters"]["device"] == "cpu"
     assert summary["parameters"]["read_workers"] == 2  # the CPU default, resolved
     assert summary["parameters"]["precision"] == "auto"
@@ -242,6 +263,59 @@ def test_compile_gives_the_same_maps(synthetic_slide: Path, tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
         summary = json.loads((out / "synthetic" / "summary.json").read_text())
         assert summary["parameters"]["compile"] is bool(flags)
-        store = out / "synthetic" / "probabilities.zarr"
+        store = out / "synthetic" / "probabilities.zarr" / "0"
         maps[bool(flags)] = np.asarray(zarr.open_array(str(store), mode="r")[:], np.float32)
     np.testing.assert_allclose(maps[True], maps[False], atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        (("--intensity-thresholds", "0.4,0.2,0.6"), ("--intensity-thresholds", "must increase")),
+        (("--measure-radius-um", "-3"), ("--measure-radius-um", "positive")),
+        (("--measure-radius-um", "40"), ("--measure-radius-um", "at most 16 µm")),
+        (("--hotspot-area-mm2", "5"), ("synthetic.svs", "--hotspot-area-mm2", "tissue")),
+        (("--stain-vectors", "missing.json"), ("missing.json", "--stain-vectors")),
+    ],
+)
+def test_bad_score_values_are_one_line_errors(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path, options, needles
+) -> None:
+    out = tmp_path / "out"
+    result = _run("infer", synthetic_slide, "--model", tiny_checkpoint, "--out", out, *options)
+    _assert_one_line_error(result, *needles)
+    _assert_no_results(out)
+
+
+def test_hotspot_annotation_and_measurements_open_as_qupath_objects(
+    synthetic_slide: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A hotspot the small slide holds; it is in the summary, the annotation and the overlay."""
+    args = ("--model", tiny_checkpoint, "--out", tmp_path, "--device", "cpu", "-q")
+    result = _run(
+        "infer", synthetic_slide, *args, "--hotspot-area-mm2", "0.01", "--hotspot-min-cells", "1"
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "synthetic"
+    summary = json.loads((out / "summary.json").read_text())
+    hotspot = summary["hotspot"]
+    assert hotspot["cells"] >= 1 and hotspot["area_mm2"] == pytest.approx(0.01)
+    [feature] = json.loads((out / "annotations.geojson").read_text())["features"]
+    assert feature["properties"]["objectType"] == "annotation"
+    ring = np.array(feature["geometry"]["coordinates"][0])
+    centre = ring[:-1].mean(axis=0)
+    np.testing.assert_allclose(centre, hotspot["centre_px"], atol=0.05)
+    np.testing.assert_allclose(np.hypot(*(ring - centre).T), hotspot["radius_px"], rtol=1e-3)
+    assert feature["properties"]["measurements"]["Num cells"] == hotspot["cells"]
+    overlay = cv2.imread(str(out / "overlay.png"))
+    x, y = (round(v * 0.25) for v in hotspot["centre_px"])  # 1 µm/px from 0.25
+    r = round(hotspot["radius_px"] * 0.25)
+    assert (overlay[y, x + r - 1 : x + r + 2] == (255, 0, 255)).all(axis=1).any()
+    cells = json.loads((out / "cells.geojson").read_text())["features"]
+    measurements = cells[0]["properties"]["measurements"]
+    assert set(measurements) == {
+        "score",
+        "Hematoxylin: OD mean",
+        "DAB: OD mean",
+        "DAB: intensity class",
+    }

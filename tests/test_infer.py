@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import zarr
 from wsi_ihc.evaluate import score_image
 from wsi_ihc.infer.peaks import find_peaks
 from wsi_ihc.infer.run import InferSettings, default_block_tiles, infer_slide
+from wsi_ihc.infer.score_options import ScoreOptions
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
 
@@ -26,7 +28,7 @@ def _cell_set(out_dir: Path) -> set[tuple[float, float, str]]:
 
 def _grid_tiles(out_dir: Path, stride_px: int) -> int:
     """Tiles that cover the whole map of an ``infer`` output folder."""
-    height, width = zarr.open_array(str(out_dir / "probabilities.zarr"), mode="r").shape[1:]
+    height, width = zarr.open_array(str(out_dir / "probabilities.zarr" / "0"), mode="r").shape[1:]
     return -(-height // stride_px) * -(-width // stride_px)
 
 
@@ -38,19 +40,29 @@ def test_cells_do_not_depend_on_block_size(
     With the tissue mask on, the same tiles run whatever the block size: glass tiles
     inside a block are skipped as glass blocks are.
     """
-    found, tiles_run, maps = {}, {}, {}
+    found, tiles_run, maps, tables, hotspots = {}, {}, {}, {}, {}
     stride = stain_model.predictor.geometry.stride_px
+    # A hotspot the small slide can hold: 0.01 mm² (56 µm radius) of at least 15 cells.
+    scores = ScoreOptions(hotspot_area_mm2=0.01, hotspot_min_cells=15)
     for block_tiles in (1, 2, 3, 64):
         out = tmp_path / f"blocks{block_tiles}"
-        settings = InferSettings(model_path=Path("unused"), quiet=True, block_tiles=block_tiles)
+        settings = InferSettings(
+            model_path=Path("unused"), quiet=True, block_tiles=block_tiles, scores=scores
+        )
         summary = infer_slide(synthetic_slide, out, settings, model=stain_model)
         found[block_tiles] = _cell_set(out / "synthetic")
+        tables[block_tiles] = (out / "synthetic" / "cells.csv").read_text()
+        hotspots[block_tiles] = summary["hotspot"]
         tiles_run[block_tiles] = summary["work"]["tiles_run"]
-        maps[block_tiles] = zarr.open_array(str(out / "synthetic" / "probabilities.zarr"))[:]
+        maps[block_tiles] = zarr.open_array(str(out / "synthetic" / "probabilities.zarr" / "0"))[:]
         assert summary["parameters"]["block_px"] == block_tiles * stride
     assert len(found[64]) > 100
+    assert hotspots[64] is not None and hotspots[64]["cells"] >= 15
     for block_tiles in (1, 2, 3):
         assert found[block_tiles] == found[64], f"block of {block_tiles} tiles differs"
+        # Stain measures come from each block's own pixels: the same at every seam.
+        assert tables[block_tiles] == tables[64], f"measures of {block_tiles}-tile blocks differ"
+        assert hotspots[block_tiles] == hotspots[64]
     assert len(set(tiles_run.values())) == 1
     for block_tiles in (1, 2, 3):  # the same tiles read and stored (batches change bf16 ulps)
         np.testing.assert_allclose(maps[block_tiles], maps[64], rtol=0, atol=2e-3)
@@ -67,7 +79,7 @@ def test_blockwise_map_equals_one_pass_over_the_image(
         InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False, block_tiles=2),
         model=stain_model,
     )
-    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr" / "0"), mode="r")
     predictor = stain_model.predictor
     with open_slide(synthetic_slide) as slide:
         scale = predictor.card.mpp / slide.mpp
@@ -139,7 +151,7 @@ def test_whole_slide_peaks_equal_tile_peaks(
     """Global peak picking over the Zarr equals scipy-style peaks of the whole array."""
     settings = InferSettings(model_path=Path("x"), quiet=True, tissue_mask=False)
     infer_slide(synthetic_slide, tmp_path, settings, model=stain_model)
-    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(str(tmp_path / "synthetic" / "probabilities.zarr" / "0"), mode="r")
     card = stain_model.predictor.card
     whole = find_peaks(
         np.asarray(stored[:]), card.peak_threshold, card.peak_min_distance_um / card.mpp
@@ -162,7 +174,9 @@ def test_x20_slide_is_upsampled_for_a_x40_model(slides_dir: Path, tmp_path: Path
         TilePredictor(StainSmoothing(card), card, device="cpu", precision="fp32"), "stain"
     )
     summary = infer_slide(slides_dir / "CMU-1-Small-Region.svs", tmp_path, SETTINGS, model=model)
-    stored = zarr.open_array(str(tmp_path / "CMU-1-Small-Region" / "probabilities.zarr"), mode="r")
+    stored = zarr.open_array(
+        str(tmp_path / "CMU-1-Small-Region" / "probabilities.zarr" / "0"), mode="r"
+    )
     assert stored.shape[1:] == (round(2967 * 0.499 / 0.25), round(2220 * 0.499 / 0.25))
     assert summary["mpp"] == pytest.approx(0.499)
     assert summary["total_cells"] > 0
@@ -174,7 +188,10 @@ def test_empty_slide_gives_zero_counts_and_a_warning(tmp_path: Path, stain_model
 
     slide = tmp_path / "glass.svs"
     make_slide(slide, 1024, 1024, seed=1, tissue=False)
-    summary = infer_slide(slide, tmp_path / "out", SETTINGS, model=stain_model)
+    settings = replace(SETTINGS, scores=ScoreOptions(stain_vectors="auto"))
+    summary = infer_slide(slide, tmp_path / "out", settings, model=stain_model)
+    assert summary["stain_vectors"]["source"] == "default (no tissue for auto)"
+    assert summary["h_score"] is None and summary["hotspot"] is None
     assert summary["counts"] == {"other": 0, "positive": 0}
     assert summary["positive_percent"] is None
     assert summary["work"]["tiles_run"] == 0
@@ -192,7 +209,7 @@ def test_blocks_are_read_in_raster_order(
     predictor = stain_model.predictor
     read: list[tuple[int, int]] = []
 
-    def predict_block(slide, predictor, layout, origin, run, array):
+    def predict_block(slide, predictor, layout, origin, run, array, on_pixels=None):
         read.append(origin)
         return 1, np.zeros((2, *layout.block_shape(*origin)), np.float16)
 
@@ -222,3 +239,22 @@ def test_blocks_are_read_in_raster_order(
 @pytest.mark.parametrize(("stride_px", "tiles"), [(384, 4), (192, 8), (96, 16), (2000, 1)])
 def test_default_blocks_are_about_1536_px(stride_px: int, tiles: int) -> None:
     assert default_block_tiles(stride_px) == tiles
+
+
+def test_auto_stain_vectors_are_estimated_from_the_slides_tissue(
+    synthetic_slide: Path, stain_model, tmp_path: Path
+) -> None:
+    """The synthetic slide is rendered with the standard H-DAB vectors: ``auto`` finds them."""
+    from wsi_ihc.infer.stains import default_vectors
+
+    settings = InferSettings(
+        model_path=Path("x"), quiet=True, scores=ScoreOptions(stain_vectors="auto")
+    )
+    summary = infer_slide(synthetic_slide, tmp_path, settings, model=stain_model)
+    found = summary["stain_vectors"]
+    assert found["source"] == "auto (macenko)"
+    default = default_vectors()
+    for name, true in (("haematoxylin", default.haematoxylin), ("dab", default.dab)):
+        angle = np.degrees(np.arccos(np.clip(np.dot(found[name], true), -1, 1)))
+        assert angle < 10, (name, angle)
+    assert summary["parameters"]["scores"]["stain_vectors"] == "auto"

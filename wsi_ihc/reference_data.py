@@ -49,7 +49,7 @@ BCDATA_MPP = 0.25
 #: ki67-camera's, estimated (the files record none): nuclei measured by wsi_ihc.scale are
 #: 30-32 px in radius there against 12 px in BCData at 0.25 µm/px, so ≈ 0.097 µm/px; and a
 #: BCData-only model scores best on the three *training* images at 0.10-0.12 µm/px
-#: (agnostic F1 0.578 / 0.672 / 0.664 / 0.567 at 0.08 / 0.10 / 0.12 / 0.15; RESULTS.md §13).
+#: (agnostic F1 0.578 / 0.672 / 0.664 / 0.567 at 0.08 / 0.10 / 0.12 / 0.15; RESULTS.md §14).
 #: The data README's "0.19" came from eyeballed BCData nucleus sizes (40-60 px), 2x too large.
 CAMERA_MPP = 0.1
 

@@ -5,7 +5,7 @@ A slide is done when ``<out>/<stem>/summary.json`` exists; a rerun skips it (``f
 redoes it), takes its row from that summary and removes any error file left for it. Every
 other slide is one Dask task; its row and, on failure, ``<out>/errors/<stem>.txt`` (error
 line and traceback) are written as soon as it completes, and the table is rewritten each
-time.
+time. ``report.html`` (:mod:`wsi_ihc.batch.report`) is written once all have completed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wsi_ihc.batch.discovery import SlideJob
+from wsi_ihc.batch.report import write_report
 from wsi_ihc.batch.table import BatchTable, Row, summary_row
 from wsi_ihc.batch.task import STAGING, SlideOutcome, error_line, process_slide
 
@@ -94,6 +95,7 @@ def run_batch(
             bar.set_postfix(done=counts["done"], failed=counts["failed"], refresh=False)
             bar.update()
     _remove_if_empty(out_root / STAGING)
+    write_report(out_root, table.rows())
     return table
 
 

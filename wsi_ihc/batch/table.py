@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from wsi_ihc.batch.score_columns import SCORE_COLUMNS, score_row
 from wsi_ihc.io.atomic import atomic_write, write_json
 
 STATUSES = ("done", "skipped", "failed")
@@ -26,6 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "tissue_area_mm2",
     "density_positive_per_mm2",
     "density_other_per_mm2",
+    *SCORE_COLUMNS,
     "mpp",
     "model_id",
     "precision",
@@ -53,6 +55,7 @@ def summary_row(summary: dict[str, Any]) -> Row:
         "mpp": summary.get("mpp"),
         "model_id": summary.get("model_id"),
         "precision": summary.get("precision", {}).get("precision"),
+        **score_row(summary),
     }
     for stage, seconds in summary.get("timings_s", {}).items():
         row[f"time_{stage}_s"] = seconds

@@ -36,7 +36,8 @@ from wsi_ihc.cli.options import (
     "out_root",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Results folder: OUT/<stem>/ per slide, OUT/batch.csv, OUT/batch.json, OUT/errors/.",
+    help="Results folder: OUT/<stem>/ per slide, OUT/batch.csv, OUT/batch.json, OUT/report.html, "
+    "OUT/errors/.",
 )
 @click.option(
     "--scheduler",

@@ -32,7 +32,8 @@ def infer(
 ) -> None:
     """Detect and classify cells in SLIDE (.svs, .ndpi, .mrxs, .tiff, DICOM, OME-TIFF, or a
     PNG/JPEG/TIFF image with --mpp) and write OUT/<stem>/: probabilities.zarr, cells.csv,
-    cells.geojson (QuPath detections), summary.json and overlay.png."""
+    cells.geojson (QuPath detections), annotations.geojson (the hotspot), heatmaps.zarr,
+    heatmap.png, summary.json and overlay.png."""
     from wsi_ihc.infer.run import InferSettings, infer_slide
     from wsi_ihc.logs import setup_logging
 
@@ -55,6 +56,12 @@ def format_summary(summary: dict) -> str:
             f"positive % {'n/a' if percent is None else f'{percent:.1f}'}",
             f"  tissue {summary['tissue_area_mm2']:.3f} mm²   per mm²: positive "
             f"{density['positive'] or 0:.0f}, other {density['other'] or 0:.0f}",
+            f"  H-score {_number(summary['h_score'])}   hotspot positive % "
+            f"{_number((summary['hotspot'] or {}).get('positive_percent'))}",
             f"  {summary['work']['tiles_run']} tiles in {summary['timings_s']['total']:.1f} s",
         ]
     )
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"

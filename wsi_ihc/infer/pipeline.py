@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +26,9 @@ from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import TissueMask
+
+#: Gets a block's origin, its RGB pixels as read and the map (row, col) of their corner.
+PixelsHook = Callable[[Origin, np.ndarray, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -105,28 +107,6 @@ class TissueReach:
         return plans
 
 
-def create_store(path: Path, layout: MapLayout, attributes: dict):
-    """An empty (2, H, W) float16 Zarr array chunked by block; unwritten chunks read as 0."""
-    import zarr
-    from zarr.codecs import ZstdCodec
-
-    return zarr.create_array(
-        store=str(path),
-        shape=(2, layout.height_px, layout.width_px),
-        chunks=(2, layout.block_px, layout.block_px),
-        dtype="float16",
-        fill_value=0,
-        attributes=attributes,
-        overwrite=True,
-        # Compressing is a third of the engine's CPU on tissue maps; zstd level 1 instead
-        # of zarr's 3: 24 % less of it for 9 % more bytes (RESULTS.md §11).
-        compressors=ZstdCodec(level=1),
-        # Every chunk written is a block that was run; zarr's check for all-fill chunks
-        # compares float16 in software (a 1536² chunk: 42 -> 29 ms CPU, RESULTS.md §10).
-        config={"write_empty_chunks": True},
-    )
-
-
 def predict_block(
     slide: Slide,
     predictor: TilePredictor,
@@ -134,12 +114,14 @@ def predict_block(
     origin: Origin,
     run: np.ndarray,
     array,
+    on_pixels: PixelsHook | None = None,
 ) -> tuple[int, np.ndarray]:
     """Read, predict and store one block; returns the tiles run and the (2, h, w) block.
 
     ``run`` (tile rows x tile cols, bool, one set at least: :meth:`TissueReach.plan`)
     says which tiles to run; the others are 0. Only the bounding box of those tiles is
-    read: a block at the edge of the tissue may run a few of its tiles.
+    read: a block at the edge of the tissue may run a few of its tiles. ``on_pixels``
+    gets the pixels read and the map pixel (row, col) of their top-left corner.
     """
     g, step = predictor.geometry, predictor.geometry.stride_px
     row0, col0 = origin
@@ -153,6 +135,8 @@ def predict_block(
         (i1 - i0) * step + 2 * g.margin_px,
         predictor.card.mpp,
     )
+    if on_pixels is not None:
+        on_pixels(origin, region, row0 + i0 * step - g.margin_px, col0 + j0 * step - g.margin_px)
     probs = predictor.predict_region(region, run[i0:i1, j0:j1])
     if probs.shape[1:] != (run.shape[0] * step, run.shape[1] * step):  # a part was read
         part, probs = probs, np.zeros((2, run.shape[0] * step, run.shape[1] * step), np.float16)
@@ -172,12 +156,15 @@ def predict_slide(
     on_cells: Callable[[list[tuple[Origin, Cells]]], None],
     read_workers: int = 2,
     on_tiles: Callable[[int], None] | None = None,
+    on_pixels: PixelsHook | None = None,
+    on_stored: Callable[[Origin, np.ndarray], None] | None = None,
 ) -> int:
     """Run the blocks of ``plans`` (:meth:`TissueReach.plan`) and pick their cells, with
     Dask's threaded scheduler.
 
     ``on_cells`` gets the blocks whose cells (map pixels) have just been picked, on the
-    thread that picked them. Returns the tiles run.
+    thread that picked them; ``on_pixels`` each block's pixels (:func:`predict_block`)
+    and ``on_stored`` each block's map once stored. Returns the tiles run.
     """
     import dask
 
@@ -185,9 +172,13 @@ def predict_slide(
     hoods = Neighbourhoods(blocks, layout.block_px, array, rule)
 
     def task(origin: Origin) -> int:
-        tiles, probs = predict_block(slide, predictor, layout, origin, plans[origin], array)
+        tiles, probs = predict_block(
+            slide, predictor, layout, origin, plans[origin], array, on_pixels
+        )
         if on_tiles is not None:
             on_tiles(tiles)
+        if on_stored is not None:
+            on_stored(origin, probs)
         on_cells(hoods.finished(origin, probs))
         return tiles
 

@@ -17,7 +17,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,13 @@ from wsi_ihc.infer.allocator import limit_malloc_arenas
 from wsi_ihc.infer.block_peaks import PeakRule
 from wsi_ihc.infer.cell_bands import CellBands
 from wsi_ihc.infer.geometry import peak_halo_px
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach, create_store, predict_slide
+from wsi_ihc.infer.map_pyramid import create_map_store
+from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_slide
 from wsi_ihc.infer.predict import TilePredictor
-from wsi_ihc.infer.report import draw_overlay, slide_counts
+from wsi_ihc.infer.report import slide_counts
 from wsi_ihc.infer.scale_check import AUTO, check_slide, estimate_mpp
+from wsi_ihc.infer.score_options import ScoreOptions
+from wsi_ihc.infer.slide_scores import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide
@@ -57,6 +60,7 @@ class InferSettings:
     reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
     quiet: bool = False
+    scores: ScoreOptions = field(default_factory=ScoreOptions)
 
 
 @dataclass
@@ -168,12 +172,20 @@ def infer_slide(
             clock = _lap(timings, "scale_check", clock)
             predictor.precision_choice.announce()
 
-            array = create_store(
-                partial / "probabilities.zarr", layout, _zarr_attributes(card, layout, model)
+            levels = create_map_store(
+                partial / "probabilities.zarr",
+                layout,
+                slide.mpp,
+                _zarr_attributes(card, layout, model),
+            )
+            margin_px = predictor.geometry.margin_px
+            scores = SlideScores(
+                settings.scores, card, slide, layout, tissue, blocks, margin_px, levels
             )
             rule = PeakRule(threshold, min_distance_um / card.mpp)
             kept: list[Cells] = []
-            with CellFiles(partial / "cells.csv", partial / "cells.geojson") as files:
+            files = CellFiles(partial / "cells.csv", partial / "cells.geojson", measured=True)
+            with files:
 
                 def write_band(cells: Cells) -> None:
                     # Level-0 px; only cells on tissue count (the density's denominator),
@@ -185,14 +197,17 @@ def infer_slide(
 
                 bands = CellBands(blocks, write_band)
                 tiles_run = _run_blocks(
-                    slide, predictor, layout, plans, array, rule, bands.add, settings
+                    slide, predictor, layout, plans, levels[0], rule, bands, scores, settings
                 )
                 clock = _lap(timings, "predict", clock)
                 bands.close()
             cells = Cells.concat(kept)
             clock = _lap(timings, "peaks", clock)
 
-            draw_overlay(partial / "overlay.png", thumbnail, thumb_mpp, tissue, cells, slide.mpp)
+            scored = scores.finish(partial, cells)
+            for message in scored.pop("score_warnings"):
+                log.warning(message)
+                warnings.append(message)
             _lap(timings, "write", clock)
             summary = _summary(
                 slide,
@@ -209,6 +224,7 @@ def infer_slide(
                 warnings,
             )
             summary.update(mpp_source=mpp_source, scale_check=scale)
+        summary = _after(summary, "density_per_mm2", scored)
         write_json(partial / "summary.json", summary)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
@@ -239,7 +255,14 @@ def _check_tissue(slide: Slide, blocks: list) -> list[str]:
     return [message]
 
 
-def _run_blocks(slide, predictor, layout, plans, array, rule, on_cells, settings) -> int:
+def _after(summary: dict, key: str, fields: dict) -> dict:
+    """``summary`` with ``fields`` inserted after ``key``."""
+    items = list(summary.items())
+    at = [name for name, _ in items].index(key) + 1
+    return dict(items[:at] + list(fields.items()) + items[at:])
+
+
+def _run_blocks(slide, predictor, layout, plans, array, rule, bands, scores, settings) -> int:
     from tqdm import tqdm
 
     total = int(sum(run.sum() for run in plans.values()))
@@ -251,9 +274,11 @@ def _run_blocks(slide, predictor, layout, plans, array, rule, on_cells, settings
             plans,
             array,
             rule,
-            on_cells,
+            lambda picked: bands.add(scores.pixels.measure(picked)),
             read_workers=settings.read_workers,
             on_tiles=bar.update,
+            on_pixels=scores.on_pixels,
+            on_stored=scores.pyramid.add,
         )
 
 

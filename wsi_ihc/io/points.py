@@ -40,17 +40,28 @@ DEFAULT_CLASS_MAP: Mapping[str, int] = {
 
 @dataclass(frozen=True)
 class Cells:
-    """Points with a class and a score; arrays of equal length."""
+    """Points with a class and a score; arrays of equal length.
+
+    Cells measured by ``infer`` also carry ``od``, (N, 2) float32 mean haematoxylin and
+    DAB optical density around each point, and ``intensity``, (N,) int8 classes 0-3
+    (:mod:`wsi_ihc.infer.scores`); both None otherwise.
+    """
 
     x: np.ndarray
     y: np.ndarray
     label: np.ndarray
     score: np.ndarray
+    od: np.ndarray | None = None
+    intensity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
         if not (len(self.y) == len(self.label) == len(self.score) == n):
             raise ValueError("Cells arrays must have equal lengths")
+        if (self.od is None) != (self.intensity is None):
+            raise ValueError("Cells carry both od and intensity, or neither")
+        if self.od is not None and not (self.od.shape == (n, 2) and len(self.intensity) == n):
+            raise ValueError("Cells measurements must have one row per cell")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -72,22 +83,33 @@ class Cells:
 
     @classmethod
     def concat(cls, parts: list[Cells]) -> Cells:
+        """One table of ``parts``; empty parts do not decide whether it is measured."""
+        parts = [p for p in parts if len(p)] or parts[:1]
         if not parts:
             return cls.empty()
-        return cls(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "label", "score"))
-        )
+        columns = [np.concatenate([getattr(p, f) for p in parts]) for f in _REQUIRED]
+        if any(p.od is None for p in parts):
+            return cls(*columns)
+        measures = (np.concatenate([getattr(p, f) for p in parts]) for f in _MEASURES)
+        return cls(*columns, *measures)
 
     def select(self, keep: np.ndarray) -> Cells:
         """The cells where ``keep`` (a boolean mask or index array) says so."""
-        return Cells(self.x[keep], self.y[keep], self.label[keep], self.score[keep])
+        return Cells(*(None if a is None else a[keep] for a in self._arrays()))
 
     def rescaled(self, factor: float) -> Cells:
         """The same cells in pixels ``factor`` times smaller (pixel centres stay centres)."""
         if abs(factor - 1.0) <= 1e-6:
             return self
         x, y = (self.x + 0.5) * factor - 0.5, (self.y + 0.5) * factor - 0.5
-        return Cells(x, y, self.label, self.score)
+        return Cells(x, y, *self._arrays()[2:])
+
+    def measured(self, od: np.ndarray, intensity: np.ndarray) -> Cells:
+        """These cells with their stain measurements."""
+        return Cells(self.x, self.y, self.label, self.score, od, intensity)
+
+    def _arrays(self) -> tuple:
+        return tuple(getattr(self, f) for f in (*_REQUIRED, *_MEASURES))
 
     def counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.label == i)) for i, name in enumerate(CLASS_NAMES)}
@@ -95,6 +117,10 @@ class Cells:
     def xy(self) -> np.ndarray:
         """(N, 2) array of (x, y)."""
         return np.stack([self.x, self.y], axis=1)
+
+
+_REQUIRED = ("x", "y", "label", "score")
+_MEASURES = ("od", "intensity")
 
 
 def parse_class_map(text: str | None) -> dict[str, int]:
@@ -212,7 +238,17 @@ def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list
 
 
 CSV_HEADER = "x,y,class,score\r\n"
+#: The header of measured cells: mean stain OD around the point and the intensity class.
+CSV_MEASURED_HEADER = "x,y,class,score,haematoxylin_od,dab_od,intensity\r\n"
+#: Intensity classes 0-3 as written (QuPath's names).
+INTENSITY_NAMES = ("0", "1+", "2+", "3+")
+#: QuPath measurement names of measured cells (shown in its measurement table).
+QUPATH_MEASUREMENTS = ("Hematoxylin: OD mean", "DAB: OD mean", "DAB: intensity class")
 GEOJSON_HEAD, GEOJSON_TAIL = '{"type": "FeatureCollection", "features": [', "]}"
+
+
+def csv_header(measured: bool) -> str:
+    return CSV_MEASURED_HEADER if measured else CSV_HEADER
 
 
 def csv_rows(cells: Cells) -> str:
@@ -221,30 +257,47 @@ def csv_rows(cells: Cells) -> str:
     Formatted in one pass: csv.writer's per-row call took twice as long (1.7 s per
     million cells).
     """
-    return "".join(map("{:.2f},{:.2f},{},{:.4f}\r\n".format, *_columns(cells, CLASS_NAMES)))
+    columns = _columns(cells, CLASS_NAMES)
+    if cells.od is None:
+        return "".join(map("{:.2f},{:.2f},{},{:.4f}\r\n".format, *columns))
+    row = "{:.2f},{:.2f},{},{:.4f},{:.4f},{:.4f},{}\r\n"
+    return "".join(map(row.format, *columns, *_measure_columns(cells, INTENSITY_NAMES)))
 
 
 def geojson_text(cells: Cells) -> str:
     """QuPath Point detections (class name and colour, score), comma-separated JSON.
 
     Formatted as text around each class's ``classification`` JSON: ``json.dump`` of
-    nested dicts costs ~40 µs per cell, seconds on a dense slide.
+    nested dicts costs ~40 µs per cell, seconds on a dense slide. Measured cells add
+    their stain OD and intensity class to ``measurements``.
     """
     head = '{"type": "Feature", "geometry": {"type": "Point", "coordinates": ['
     middle = ']}, "properties": {"objectType": "detection", "classification": '
     tail = ', "measurements": {"score": '
+    columns = _columns(cells, _QUPATH_CLASSIFICATIONS)
+    if cells.od is None:
+        return ", ".join(
+            [
+                f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}}}}}}}"
+                for x, y, name, score in zip(*columns, strict=True)
+            ]
+        )
+    h_name, dab_name, class_name = (json.dumps(name) for name in QUPATH_MEASUREMENTS)
     return ", ".join(
         [
-            f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}}}}}}}"
-            for x, y, name, score in zip(*_columns(cells, _QUPATH_CLASSIFICATIONS), strict=True)
+            f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}, {h_name}: {h:.4f}, "
+            f"{dab_name}: {dab:.4f}, {class_name}: {k}}}}}}}"
+            for x, y, name, score, h, dab, k in zip(
+                *columns, *_measure_columns(cells, range(4)), strict=True
+            )
         ]
     )
 
 
 def write_csv(path: Path, cells: Cells) -> None:
-    """x, y (level-0 px), class name, score; written atomically."""
+    """x, y (level-0 px), class name, score (and measurements, if any); atomically."""
     with atomic_write(path) as handle:
-        handle.write(CSV_HEADER + csv_rows(cells))
+        handle.write(csv_header(cells.od is not None) + csv_rows(cells))
 
 
 def write_geojson(path: Path, cells: Cells) -> None:
@@ -261,10 +314,11 @@ class CellFiles:
     :meth:`close` has run; they live in the slide's unfinished output folder until then.
     """
 
-    def __init__(self, csv_path: Path, geojson_path: Path) -> None:
+    def __init__(self, csv_path: Path, geojson_path: Path, measured: bool = False) -> None:
+        """``measured``: the cells will carry stain measurements (the CSV's header says so)."""
         self.csv = open(csv_path, "w", newline="")  # noqa: SIM115 (closed in close())
         self.geojson = open(geojson_path, "w")  # noqa: SIM115
-        self.csv.write(CSV_HEADER)
+        self.csv.write(csv_header(measured))
         self.geojson.write(GEOJSON_HEAD)
         self.features = 0
 
@@ -297,3 +351,9 @@ def _columns(cells: Cells, names: tuple[str, ...]) -> tuple[list, list, list, li
     """x, y, the class's entry in ``names``, score: Python lists, the fastest to format."""
     labels = np.asarray(names, dtype=object)[cells.label.astype(np.intp)]
     return cells.x.tolist(), cells.y.tolist(), labels.tolist(), cells.score.tolist()
+
+
+def _measure_columns(cells: Cells, names) -> tuple[list, list, list]:
+    """Haematoxylin OD, DAB OD, the intensity class's entry in ``names``: Python lists."""
+    classes = np.asarray(list(names), dtype=object)[cells.intensity.astype(np.intp)]
+    return cells.od[:, 0].tolist(), cells.od[:, 1].tolist(), classes.tolist()

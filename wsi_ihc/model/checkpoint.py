@@ -35,7 +35,8 @@ class ModelCard:
     ``mpp`` is the pixel size (µm/px) the model was trained at; slides are read at it.
     ``tile_px`` is the square input size the model was trained on (DeepLabV3+'s image
     pooling makes outputs depend on the tile size). Peak-picking defaults are in µm
-    and probability units and may be tuned on validation data after training.
+    and probability units and may be tuned on validation data after training; the DAB
+    intensity thresholds (QuPath's by default) are those ``infer`` uses unless told.
     """
 
     network: NetworkConfig
@@ -50,6 +51,7 @@ class ModelCard:
     #: Typical nucleus radius of the training data (wsi_ihc.scale), the pixel-size check's
     #: ruler; None for models trained before it was recorded.
     nucleus_radius_um: float | None = None
+    intensity_thresholds: tuple[float, float, float] = (0.2, 0.4, 0.6)  # DAB OD: 1+, 2+, 3+
     training: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
@@ -62,8 +64,9 @@ class ModelCard:
         net = raw.pop("network")
         net["decoders"] = tuple(net["decoders"])
         net["atrous_rates"] = tuple(net["atrous_rates"])
-        for key in ("classes", "mean", "std"):
-            raw[key] = tuple(raw[key])
+        for key in ("classes", "mean", "std", "intensity_thresholds"):
+            if key in raw:  # cards older than a field take its default
+                raw[key] = tuple(raw[key])
         return cls(network=NetworkConfig(**net), **raw)
 
     def with_peaks(self, threshold: float, min_distance_um: float) -> ModelCard:

@@ -1,0 +1,68 @@
+"""The options of ``infer``'s scores, checked when given (no slide needed), and nothing
+heavy imported: the CLI builds them before any command runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from wsi_ihc.errors import ConfigError
+
+#: The hotspot's defaults: one 40x high-power field, and the cells the Ki67 working
+#: group's hot-spot method counts (the references are in :mod:`hotspot`).
+HOTSPOT_AREA_MM2 = 0.24
+HOTSPOT_MIN_CELLS = 500
+
+
+def check_thresholds(values, option: str = "--intensity-thresholds") -> tuple[float, ...]:
+    """Three finite, positive, strictly increasing DAB OD thresholds."""
+    try:
+        thresholds = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{option}: three numbers are needed, got {values!r}") from exc
+    if len(thresholds) != 3:
+        raise ConfigError(f"{option}: three thresholds (1+, 2+, 3+) are needed, got {values!r}")
+    if not all(math.isfinite(t) and t > 0 for t in thresholds):
+        raise ConfigError(f"{option}: thresholds must be positive OD values, got {values!r}")
+    if not thresholds[0] < thresholds[1] < thresholds[2]:
+        raise ConfigError(
+            f"{option}: thresholds must increase (1+ < 2+ < 3+), got "
+            + ",".join(f"{t:g}" for t in thresholds)
+        )
+    return thresholds
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    """``"0.2,0.4,0.6"`` -> checked thresholds."""
+    return check_thresholds(text.split(","))
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """The options of the scores; None takes the default (the model's, for the first two)."""
+
+    stain_vectors: str = "default"
+    measure_radius_um: float | None = None
+    intensity_thresholds: tuple[float, ...] | None = None
+    hotspot_area_mm2: float | None = None
+    hotspot_min_cells: int = HOTSPOT_MIN_CELLS
+    heatmap_um: float = 100.0
+
+    def __post_init__(self) -> None:
+        """Errors that need no slide, at once (``--measure-radius-um`` needs the model)."""
+        if self.intensity_thresholds is not None:
+            check_thresholds(self.intensity_thresholds)
+        if self.measure_radius_um is not None and not self.measure_radius_um > 0:
+            raise ConfigError(
+                f"--measure-radius-um must be a positive size in µm, got {self.measure_radius_um:g}"
+            )
+        if self.hotspot_area_mm2 is not None and not (
+            math.isfinite(self.hotspot_area_mm2) and self.hotspot_area_mm2 > 0
+        ):
+            raise ConfigError(
+                f"--hotspot-area-mm2 must be a positive area, got {self.hotspot_area_mm2:g}"
+            )
+        if self.hotspot_min_cells < 1:
+            raise ConfigError(f"--hotspot-min-cells must be >= 1, got {self.hotspot_min_cells}")
+        if not (math.isfinite(self.heatmap_um) and self.heatmap_um > 0):
+            raise ConfigError(f"--heatmap-um must be a positive size, got {self.heatmap_um:g}")

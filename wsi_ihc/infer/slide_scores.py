@@ -1,0 +1,191 @@
+"""What ``infer`` reports beyond counts, wired into its one streaming pass over a slide.
+
+Before the blocks run: the options are checked against the slide and the model (a bad
+value is one error before any work) and the stain vectors resolved. While they run: each
+block's pixels are kept until its cells are measured (:mod:`cell_measures`) and painted
+into the overlay (:mod:`pictures`), and each block's map is pooled into the probability
+pyramid (:mod:`map_pyramid`). After: intensity scores, the hotspot, the heat-maps, the
+overlay and the hotspot annotation, all written into the slide's unfinished folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.block_peaks import Origin
+from wsi_ihc.infer.cell_measures import BlockPixels, check_radius
+from wsi_ihc.infer.heatmap import count_grids, heatmap_picture, write_heatmaps
+from wsi_ihc.infer.hotspot import Hotspot, find_hotspot
+from wsi_ihc.infer.map_pyramid import MapPyramid
+from wsi_ihc.infer.pictures import OverlayCanvas, overlay, overlay_mpp
+from wsi_ihc.infer.report import HOTSPOT_BGR, write_png
+from wsi_ihc.infer.score_options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
+from wsi_ihc.infer.scores import intensity_summary
+from wsi_ihc.infer.stains import StainVectors, resolve_vectors
+from wsi_ihc.io.atomic import write_json
+from wsi_ihc.io.points import Cells
+from wsi_ihc.io.tissue import TissueMask
+
+#: ``auto`` stain vectors are estimated from up to this many tissue squares of SAMPLE_PX.
+SAMPLE_SQUARES = 16
+SAMPLE_PX = 256
+#: Vertices of the hotspot circle in the QuPath annotation.
+CIRCLE_VERTICES = 72
+
+
+class SlideScores:
+    """One slide's measures and maps, fed by the pipeline's hooks."""
+
+    def __init__(
+        self,
+        options: ScoreOptions,
+        card,
+        slide,
+        layout,
+        tissue: TissueMask,
+        blocks: list[Origin],
+        margin_px: int,
+        map_levels: list,
+    ) -> None:
+        self.slide, self.tissue = slide, tissue
+        self.thresholds = check_thresholds(
+            options.intensity_thresholds or card.intensity_thresholds
+        )
+        self.radius_um = options.measure_radius_um or card.cell_radius_um
+        radius_px = check_radius(self.radius_um, card.mpp, margin_px)
+        self.min_cells = options.hotspot_min_cells
+        self.heatmap_um = options.heatmap_um
+        self.hotspot_area_mm2, self.warnings = self._hotspot_area(options, tissue.area_mm2())
+        map_shape = (layout.height_px, layout.width_px)
+        self.vectors: StainVectors = resolve_vectors(
+            options.stain_vectors, lambda: tissue_sample(slide, tissue, card.mpp)
+        )
+        self.pixels = BlockPixels(map_shape, radius_px, self.vectors, self.thresholds)
+        width, height = slide.dimensions
+        self.canvas = OverlayCanvas(
+            map_shape, card.mpp, overlay_mpp(width * slide.mpp, height * slide.mpp), margin_px
+        )
+        self.pyramid = MapPyramid(map_levels, layout.block_px, blocks)
+
+    def _hotspot_area(self, options: ScoreOptions, tissue_mm2: float) -> tuple[float | None, list]:
+        """The hotspot's area; the default one is skipped (warned) on too little tissue."""
+        area = options.hotspot_area_mm2 or HOTSPOT_AREA_MM2
+        if area <= tissue_mm2:
+            return area, []
+        if options.hotspot_area_mm2 is not None:
+            raise ConfigError(
+                f"{self.slide.path}: --hotspot-area-mm2 {area:g} is larger than the slide's "
+                f"tissue ({tissue_mm2:.4g} mm²)"
+            )
+        return None, [
+            f"{self.slide.path}: no hotspot: the tissue ({tissue_mm2:.4g} mm²) is smaller "
+            f"than the default hotspot ({area:g} mm²; set --hotspot-area-mm2)"
+        ]
+
+    def on_pixels(self, origin: Origin, region: np.ndarray, top: int, left: int) -> None:
+        self.pixels.keep(origin, region, top, left)
+        self.canvas.add(region, top, left)
+
+    def finish(self, folder: Path, cells: Cells) -> dict:
+        """Write the maps, pictures and annotation; the summary's new fields."""
+        slide = self.slide
+        width, height = slide.dimensions
+        extent_um = (width * slide.mpp, height * slide.mpp)
+        x_um, y_um = (cells.x + 0.5) * slide.mpp, (cells.y + 0.5) * slide.mpp
+        positive = cells.label == 1
+        hotspot = (
+            find_hotspot(x_um, y_um, positive, extent_um, self.hotspot_area_mm2, self.min_cells)
+            if self.hotspot_area_mm2 is not None
+            else None
+        )
+        warnings = list(self.warnings)
+        if hotspot is None and self.hotspot_area_mm2 is not None:
+            warnings.append(
+                f"{slide.path}: no hotspot: no circle of {self.hotspot_area_mm2:g} mm² holds "
+                f"{self.min_cells} cells (--hotspot-min-cells)"
+            )
+        circle = _circle_px(hotspot, slide.mpp)
+        counts = count_grids(x_um, y_um, positive, extent_um, self.heatmap_um)
+        write_heatmaps(folder / "heatmaps.zarr", counts, self.heatmap_um, slide.mpp)
+        write_png(folder / "heatmap.png", heatmap_picture(counts, self.heatmap_um))
+        write_png(
+            folder / "overlay.png", overlay(self.canvas, self.tissue, cells, slide, circle, counts)
+        )
+        write_json(folder / "annotations.geojson", _annotations(hotspot, circle))
+        od = cells.od if cells.od is not None else np.zeros((0, 2), np.float32)
+        intensity = cells.intensity if cells.intensity is not None else np.zeros(0, np.int8)
+        scores = intensity_summary(cells.label, od[:, 1], intensity, self.thresholds)
+        return {
+            "h_score": scores.pop("h_score"),
+            "allred": scores.pop("allred"),
+            "intensity": scores,
+            "hotspot": None if hotspot is None else hotspot.to_json(slide.mpp, self.min_cells),
+            "stain_vectors": self.vectors.to_json(),
+            "measure_radius_um": self.radius_um,
+            "heatmap_um": self.heatmap_um,
+            "overlay_mpp": round(self.canvas.mpp, 4),
+            "score_warnings": warnings,
+        }
+
+
+def tissue_sample(slide, tissue: TissueMask, mpp: float) -> np.ndarray:
+    """Up to SAMPLE_SQUARES squares of the slide's tissue at ``mpp``, side by side (RGB);
+    empty without tissue."""
+    rows, cols = np.nonzero(tissue.mask)
+    if not len(rows):
+        return np.zeros((0, 0, 3), np.uint8)
+    picks = np.linspace(0, len(rows) - 1, min(SAMPLE_SQUARES, len(rows))).astype(int)
+    half_px = SAMPLE_PX * mpp / slide.mpp / 2
+    squares = [
+        slide.read_at_mpp(
+            (cols[i] + 0.5) * tissue.mpp / slide.mpp - half_px,
+            (rows[i] + 0.5) * tissue.mpp / slide.mpp - half_px,
+            SAMPLE_PX,
+            SAMPLE_PX,
+            mpp,
+        )[..., :3]
+        for i in picks
+    ]
+    return np.hstack(squares)
+
+
+def _circle_px(hotspot: Hotspot | None, slide_mpp: float) -> tuple[float, float, float] | None:
+    """The hotspot as (x, y, radius) in level-0 px."""
+    if hotspot is None:
+        return None
+    return (
+        hotspot.x_um / slide_mpp - 0.5,
+        hotspot.y_um / slide_mpp - 0.5,
+        hotspot.radius_um / slide_mpp,
+    )
+
+
+def _annotations(hotspot: Hotspot | None, circle) -> dict:
+    """QuPath GeoJSON: the hotspot as a polygon annotation with its numbers."""
+    features = []
+    if hotspot is not None:
+        x, y, radius = circle
+        angles = np.linspace(0, 2 * np.pi, CIRCLE_VERTICES, endpoint=False)
+        ring = [
+            [round(x + radius * np.cos(a), 2), round(y + radius * np.sin(a), 2)] for a in angles
+        ]
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                "properties": {
+                    "objectType": "annotation",
+                    "name": "Hotspot",
+                    "classification": {"name": "Hotspot", "color": list(HOTSPOT_BGR[::-1])},
+                    "measurements": {
+                        "Num cells": hotspot.cells,
+                        "Num positive": hotspot.positive,
+                        "Positive %": round(hotspot.positive_percent, 3),
+                    },
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
