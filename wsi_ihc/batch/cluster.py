@@ -30,6 +30,13 @@ KINDS = ("local", "slurm", "pbs")
 #: Default CPU workers get about this many cores each (torch scales poorly past it).
 CORES_PER_CPU_WORKER = 8
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Slides the scheduler of a cluster started here sends a one-thread worker at a time: the
+#: one it runs. Dask's default (1.1, rounded up: 2) queues a second slide on the worker;
+#: when the worker's job reaches its walltime, that slide too counts a worker death
+#: against its retries without having run, and waits there while another worker idles.
+#: (Dask holds slides back on the scheduler this way when a batch has more slides than
+#: twice the workers' threads; smaller batches are handed out at once.)
+WORKER_SATURATION = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,25 +138,29 @@ def available_cores() -> int:
 @contextmanager
 def connect(spec: ClusterSpec) -> Iterator[Connection]:
     """A client to the cluster ``spec`` describes; a cluster started here is closed on exit."""
+    import dask
     from distributed import Client
 
     if spec.scheduler:
         with _client_to_scheduler(spec.scheduler) as client:
             yield Connection(client, None, f"Dask scheduler {client.scheduler.address}")
         return
-    if spec.kind == "local":
-        plans = plan_local_workers(spec.device, spec.workers, available_cores(), _gpus(spec.device))
-        cluster = _local_cluster(plans, spec)
-        devices = {plan.device for plan in plans}
-        threads = plans[0].env[THREAD_ENV[0]]
-        description = (
-            f"local cluster: {len(plans)} {devices.pop()} worker(s), {threads} thread(s) each"
-        )
-        device = plans[0].device
-    else:
-        cluster = _jobqueue_cluster(spec)
-        description = f"{spec.kind} cluster: {spec.jobs} job(s) requested"
-        device = None
+    with dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}):
+        if spec.kind == "local":
+            plans = plan_local_workers(
+                spec.device, spec.workers, available_cores(), _gpus(spec.device)
+            )
+            cluster = _local_cluster(plans, spec)
+            devices = {plan.device for plan in plans}
+            threads = plans[0].env[THREAD_ENV[0]]
+            description = (
+                f"local cluster: {len(plans)} {devices.pop()} worker(s), {threads} thread(s) each"
+            )
+            device = plans[0].device
+        else:
+            cluster = _jobqueue_cluster(spec)
+            description = f"{spec.kind} cluster: {spec.jobs} job(s) requested"
+            device = None
     with cluster, Client(cluster, set_as_default=False) as client:
         yield Connection(client, device, description)
 
