@@ -21,7 +21,7 @@ import psutil
 import pytest
 import torch
 
-from wsi_ihc.batch.cluster import _jobqueue_options, plan_local_workers
+from wsi_ihc.batch.cluster import plan_local_workers
 from wsi_ihc.batch.discovery import find_slides, read_slide_list
 from wsi_ihc.batch.table import BatchTable, summary_row
 from wsi_ihc.errors import ConfigError
@@ -192,18 +192,6 @@ def test_local_workers_are_pinned_and_share_the_cores() -> None:
     assert len(plan_local_workers("cpu", None, cores=32, gpus=["0"])) == 4
     with pytest.raises(ConfigError, match="no CUDA device"):
         plan_local_workers("cuda", None, cores=2, gpus=[])
-
-
-def test_workflow_config_makes_one_gpu_worker_per_slurm_job() -> None:
-    dask_jobqueue = pytest.importorskip("dask_jobqueue")
-    config = Path(__file__).resolve().parents[1] / "workflows" / "jobqueue.yaml"
-    options = _jobqueue_options(config, "slurm")
-    with dask_jobqueue.SLURMCluster(scheduler_options={"dashboard_address": ":0"}, **options) as c:
-        script = c.job_script()
-    assert "#SBATCH --gres=gpu:1" in script
-    assert "#SBATCH --cpus-per-task=8" in script
-    assert "--nthreads 1" in script  # one slide at a time per worker
-    assert "OMP_NUM_THREADS" in script
 
 
 # --- batches on a real local cluster --------------------------------------------------
