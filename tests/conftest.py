@@ -44,16 +44,7 @@ def synthetic_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained resnet18 at 0.5 µm/px: what batch tests run (its counts are its own)."""
-    import torch
-
-    from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
-    from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
-
-    torch.manual_seed(0)
-    network = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
-    path = tmp_path_factory.mktemp("model") / "model.ckpt"
-    save_checkpoint(path, network, ModelCard(network=network.config, mpp=0.5, tile_px=128))
-    return path
+    return untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.ckpt", mpp=0.5)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +74,11 @@ def stain_model():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained resnet18 encoder + main decoder, saved as a real checkpoint."""
+    return untrained_checkpoint(tmp_path_factory.mktemp("models") / "model.ckpt", mpp=1.0)
+
+
+def untrained_checkpoint(path: Path, mpp: float) -> Path:
+    """A resnet18 encoder + main decoder (seed 0, 128 px tiles at ``mpp``) saved at ``path``."""
     import torch
 
     from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
@@ -90,8 +86,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     network = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
-    path = tmp_path_factory.mktemp("models") / "model.ckpt"
-    save_checkpoint(path, network, ModelCard(network=network.config, mpp=1.0, tile_px=128))
+    save_checkpoint(path, network, ModelCard(network=network.config, mpp=mpp, tile_px=128))
     return path
 
 

@@ -24,6 +24,8 @@ import pytest
 from batch_cli import batch_command, output_mtimes, read_table, run_cli, running, wait_for
 from slurm_local import ACTIVE, LocalSlurm, cannot_start, job_processes, local_slurm
 
+from wsi_ihc.batch.table import COLUMNS
+
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 WORKER = "wsi-ihc-worker"
 #: Worker jobs of the CPU profile with one CPU and 2 GB each (workflows/README.md).
@@ -37,21 +39,8 @@ SMALL_WORKERS = (
     "--cluster-option",
     "memory=2GB",
 )
-#: What a batch.csv row says about its slide, wherever it ran.
-SLIDE_COLUMNS = (
-    "slide",
-    "stem",
-    "status",
-    "error",
-    "positive",
-    "other",
-    "positive_percent",
-    "tissue_area_mm2",
-    "density_positive_per_mm2",
-    "density_other_per_mm2",
-    "mpp",
-    "model_id",
-)
+#: What a batch.csv row says about its slide (the columns after say where and when it ran).
+SLIDE_COLUMNS = COLUMNS[: COLUMNS.index("worker")]
 
 
 @pytest.fixture(scope="session")
@@ -264,8 +253,9 @@ def test_driver_job_survives_a_cancelled_worker_and_resumes_after_its_own_cancel
     assert {stem: output_mtimes(out / stem) for stem in done} == mtimes
     # what the cancelled worker had finished was never run again either
     assert {stem: output_mtimes(out / stem) for stem in earlier} == earlier
-    expected = {stem: local_table[original][4:] for stem, original in originals.items()}
-    assert {stem: cells[4:] for stem, cells in slide_columns(table).items()} == expected
+    numbers = SLIDE_COLUMNS.index("positive")  # counts onwards: the same as each original's
+    expected = {stem: local_table[original][numbers:] for stem, original in originals.items()}
+    assert {stem: cells[numbers:] for stem, cells in slide_columns(table).items()} == expected
     assert "0 failed" in driver_log(tmp_path, again)
     assert not (out / ".partial").exists()
 
