@@ -21,7 +21,15 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pytest
-from batch_cli import batch_command, output_mtimes, read_table, run_cli, running, wait_for
+from batch_cli import (
+    HANG_GUARD_S,
+    batch_command,
+    output_mtimes,
+    read_table,
+    run_cli,
+    running,
+    wait_for,
+)
 from slurm_local import ACTIVE, LocalSlurm, cannot_start, job_processes, local_slurm
 
 from wsi_ihc.batch.table import COLUMNS
@@ -169,7 +177,7 @@ def test_batch_on_slurm_equals_the_same_batch_on_a_local_cluster(
     process = spawn([*command, *SMALL_WORKERS], cwd=tmp_path, env=slurm.env)
     # squeue lists both worker jobs running while the batch runs
     jobs = wait_for(lambda: new_workers(slurm, before, 2, {"RUNNING"}), running(process))
-    _, stderr = process.communicate(timeout=300)
+    _, stderr = process.communicate(timeout=HANG_GUARD_S)
 
     assert process.returncode == 1, stderr
     table = read_table(out)
@@ -287,7 +295,7 @@ def test_worker_job_at_its_time_limit_fails_only_its_slide(
     )
     table = read_table(out)
     process.terminate()
-    process.communicate(timeout=120)
+    process.communicate(timeout=HANG_GUARD_S)
 
     assert "DUE TO TIME LIMIT" in worker_log(tmp_path, worker)  # what a user finds there
     failed = [s for s, row in table.items() if row["status"] == "failed"]
