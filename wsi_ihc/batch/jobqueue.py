@@ -7,10 +7,11 @@ overridden for one run (``--cluster-option memory=32GB``).
 Two things dask-jobqueue leaves to its user are done here, because a batch driver waits in
 the queue and then runs for days:
 
-- A worker job the queue refuses (unknown partition, more memory, CPUs or time than a node
-  or partition allows) is an error before the batch starts: SLURM is asked with
+- A worker job the queue refuses (unknown partition, more memory or CPUs than a node has,
+  a GPU where there is none) is an error before the batch starts: SLURM is asked with
   ``sbatch --test-only``. dask-jobqueue would only log the refusal, and the batch would wait
-  for workers forever.
+  for workers forever. (More time than the partition allows is refused only where the site
+  sets EnforcePartLimits; elsewhere the job waits in the queue, reason PartitionTimeLimit.)
 - Jobs that end while slides remain (walltime, preemption, ``scancel``) are replaced: the
   cluster adapts between ``jobs`` and ``jobs`` workers, which submits a new job for each
   worker lost. A fixed-size dask-jobqueue cluster never does, so once every job had reached
