@@ -6,53 +6,36 @@ cluster with spawned worker processes is started on loopback, as users run it.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
-import torch
+from batch_cli import (
+    COUNT_COLUMNS,
+    HANG_GUARD_S,
+    batch_command,
+    counts_by_stem,
+    output_mtimes,
+    read_table,
+    run_cli,
+    running,
+    wait_for,
+)
 
-from wsi_ihc.batch.cluster import _jobqueue_options, plan_local_workers
+from wsi_ihc.batch.cluster import plan_local_workers
 from wsi_ihc.batch.discovery import find_slides, read_slide_list
 from wsi_ihc.batch.table import BatchTable, summary_row
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.run import InferSettings, infer_slide, load_model
-from wsi_ihc.model.checkpoint import ModelCard, save_checkpoint
-from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 from wsi_ihc.model.precision import resolve_precision
-from wsi_ihc.synth import make_slide
 
 SHARED_SLIDES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slides"
-COUNT_COLUMNS = ("positive", "other", "positive_percent", "tissue_area_mm2")
-SLIDE_PX = 1024
-#: Kill a batch that reports nothing for this long: a guard against hangs, not a speed test.
-HANG_GUARD_S = 1800
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    network = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",)))
-    path = tmp_path_factory.mktemp("model") / "model.ckpt"
-    save_checkpoint(path, network, ModelCard(network=network.config, mpp=0.5, tile_px=128))
-    return path
-
-
-@pytest.fixture(scope="module")
-def slide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("slides")
-    for seed in range(4):
-        make_slide(folder / f"slide{seed}.svs", SLIDE_PX, SLIDE_PX, seed=seed)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -72,46 +55,6 @@ def summary_cells(summary: dict) -> tuple[str, ...]:
     """The count columns of a summary as batch.csv writes them."""
     row = summary_row(summary)
     return tuple("" if row[column] is None else str(row[column]) for column in COUNT_COLUMNS)
-
-
-def run_cli(slides: Path, model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        batch_command(slides, model, out, *extra),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD_S,
-    )
-
-
-def batch_command(slides: Path, model: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "wsi_ihc",
-        "batch",
-        str(slides),
-        "--model",
-        str(model),
-        "--out",
-        str(out),
-        "--dashboard",
-        ":0",
-        "--quiet",
-        *extra,
-    ]
-
-
-def read_table(out: Path) -> dict[str, dict[str, str]]:
-    with open(out / "batch.csv", newline="") as handle:
-        return {row["stem"]: row for row in csv.DictReader(handle)}
-
-
-def counts_by_stem(table: dict[str, dict[str, str]]) -> dict[str, tuple[str, ...]]:
-    return {stem: tuple(row[c] for c in COUNT_COLUMNS) for stem, row in table.items()}
-
-
-def output_mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
 # --- discovery (no cluster) -------------------------------------------------------------
@@ -194,18 +137,6 @@ def test_local_workers_are_pinned_and_share_the_cores() -> None:
         plan_local_workers("cuda", None, cores=2, gpus=[])
 
 
-def test_workflow_config_makes_one_gpu_worker_per_slurm_job() -> None:
-    dask_jobqueue = pytest.importorskip("dask_jobqueue")
-    config = Path(__file__).resolve().parents[1] / "workflows" / "jobqueue.yaml"
-    options = _jobqueue_options(config, "slurm")
-    with dask_jobqueue.SLURMCluster(scheduler_options={"dashboard_address": ":0"}, **options) as c:
-        script = c.job_script()
-    assert "#SBATCH --gres=gpu:1" in script
-    assert "#SBATCH --cpus-per-task=8" in script
-    assert "--nthreads 1" in script  # one slide at a time per worker
-    assert "OMP_NUM_THREADS" in script
-
-
 # --- batches on a real local cluster --------------------------------------------------
 
 
@@ -256,7 +187,7 @@ def test_bad_slides_are_recorded_and_the_others_finish(
 
 
 def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
-    slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path
+    slide_dir: Path, model_path: Path, reference: dict, tmp_path: Path, spawn: Callable
 ) -> None:
     """First run: once a slide is done, SIGKILL the worker (no retries: its slide fails),
     then terminate the batch. Rerun: the done slide is kept, the rest are (re)done.
@@ -275,16 +206,16 @@ def test_killed_worker_and_killed_run_resume_without_redoing_finished_slides(
         f"{stem}-{copy}": cells for stem, cells in reference.items() for copy in range(copies)
     }
     out = tmp_path / "results"
-    process = subprocess.Popen(
+    process = spawn(
         batch_command(slides, model_path, out, "--workers", "1", "--retries", "0"),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    wait_for(lambda: list(out.glob("*/summary.json")), process)
+    wait_for(lambda: list(out.glob("*/summary.json")), running(process))
     for worker in worker_processes(process.pid):
         worker.kill()
-    wait_for(lambda: "failed" in {row["status"] for row in read_table(out).values()}, process)
+    wait_for(
+        lambda: "failed" in {row["status"] for row in read_table(out).values()}, running(process)
+    )
     process.terminate()
     process.wait(timeout=HANG_GUARD_S)
 
@@ -340,21 +271,6 @@ def test_rerun_drops_the_error_file_of_a_slide_finished_on_disk(
     assert table["slide0"]["status"] == "skipped"
     assert counts_by_stem(table)["slide0"] == reference["slide0"]
     assert not (out / "errors" / "slide0.txt").exists()
-
-
-def wait_for(condition: Callable[[], object], process: subprocess.Popen) -> None:
-    """Poll until the batch reports ``condition`` (a slide done, a failure recorded).
-
-    No deadline of its own: the batch either reports or exits (then the test fails with its
-    stderr); HANG_GUARD_S only stops a batch that hangs, on a machine of any speed.
-    """
-    began = time.monotonic()
-    while not condition():
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        if time.monotonic() - began > HANG_GUARD_S:
-            process.kill()
-            pytest.fail(f"the batch reported nothing for {HANG_GUARD_S} s: hung")
-        time.sleep(0.05)
 
 
 def worker_processes(pid: int) -> list[psutil.Process]:

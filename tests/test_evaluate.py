@@ -305,8 +305,9 @@ def test_bad_missing_annotation(folder: tuple[Path, Path]) -> None:
 
 def test_options_that_contradict(folder: tuple[Path, Path]) -> None:
     data, pred = folder
-    one_error_line(run_cli("--data", data), "--model", "--pred")
-    one_error_line(run_cli("--data", data, "--pred", pred, "--tune"), "--model")
+    one_error_line(run_cli("--data", data, "--pred", pred, "--baseline"), "--pred", "--baseline")
+    one_error_line(run_cli("--data", data, "--pred", pred, "--tune"), "need a model")
+    one_error_line(run_cli("--data", data, "--tune", "--write-checkpoint"), "built-in")
     one_error_line(run_cli("--data", data, "--pred", pred, "--sweep"), "--out")
 
 

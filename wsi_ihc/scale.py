@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-#: Disc radii of the granulometry, px of the measuring scale.
-_RADII = np.arange(1, 31)
+#: Disc radii of the granulometry, px of the measuring scale: every px up to 8, then ~12 %
+#: steps (the large discs cost the most and the quantiles interpolate between radii).
+_RADII = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20, 23, 26, 30])
 #: Median radius (px) the measuring scale aims at: resolution enough, work small.
 _TARGET_RADIUS_PX = 10.0
 #: Stained volume below this share of the image's means "no nuclei to measure".
@@ -43,11 +44,13 @@ class Radius:
 
 
 def nuclear_density(image: np.ndarray) -> np.ndarray:
-    """Haematoxylin + DAB optical density of an RGB uint8 image (Ruifrok-Johnston)."""
-    from skimage.color import rgb2hed
+    """Haematoxylin + DAB optical density of an RGB uint8 image: scikit-image's rgb2hed
+    (Ruifrok-Johnston vectors) in float32, for a quarter of its time."""
+    from skimage.color import hed_from_rgb
 
-    hed = rgb2hed(image)
-    return (np.clip(hed[..., 0], 0, None) + np.clip(hed[..., 2], 0, None)).astype(np.float32)
+    rgb = np.maximum(image.astype(np.float32) / 255.0, 1e-6)
+    hed = (np.log(rgb) / np.float32(np.log(1e-6))) @ hed_from_rgb.astype(np.float32)
+    return np.maximum(hed[..., 0], 0) + np.maximum(hed[..., 2], 0)
 
 
 def _granulometry(density: np.ndarray) -> Radius | None:

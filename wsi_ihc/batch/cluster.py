@@ -1,5 +1,5 @@
 """Where a batch runs: a local cluster sized to this machine, a running Dask scheduler, or
-SLURM/PBS jobs through dask-jobqueue.
+SLURM/PBS jobs through dask-jobqueue (set up in ``jobqueue``).
 
 This is the only module that makes a Dask ``Client``, and it never makes one the global
 default, so nothing else in the process (the per-slide pipeline's own threaded Dask
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wsi_ihc.batch.jobqueue import jobqueue_cluster, parse_overrides, read_profile
 from wsi_ihc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,13 +31,22 @@ KINDS = ("local", "slurm", "pbs")
 #: Default CPU workers get about this many cores each (torch scales poorly past it).
 CORES_PER_CPU_WORKER = 8
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Slides the scheduler of a cluster started here sends a one-thread worker at a time: the
+#: one it runs. Dask's default (1.1, rounded up: 2) queues a second slide on the worker;
+#: when the worker's job reaches its walltime, that slide too counts a worker death
+#: against its retries without having run, and waits there while another worker idles.
+#: (Dask holds slides back on the scheduler this way when a batch has more slides than
+#: twice the workers' threads; smaller batches are handed out at once.)
+WORKER_SATURATION = 1.0
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
     """How to get workers. ``scheduler`` (an address or a scheduler file) wins over ``kind``;
-    ``workers`` and ``device`` size a local cluster, ``jobs`` a SLURM/PBS one; ``retries``
-    is how many times a slide is re-run after its worker died."""
+    ``workers`` and ``device`` size a local cluster, ``jobs`` a SLURM/PBS one, whose jobs are
+    the ``profile`` section of the dask-jobqueue YAML file ``config`` with the ``KEY=VALUE``
+    ``options`` over it; ``retries`` is how many times a slide is re-run after its worker
+    died."""
 
     kind: str = "local"
     scheduler: str | None = None
@@ -45,6 +55,8 @@ class ClusterSpec:
     device: str | None = None
     retries: int = 1
     config: Path | None = None
+    profile: str | None = None
+    options: tuple[str, ...] = ()
     dashboard_address: str = ":8787"
 
     def __post_init__(self) -> None:
@@ -54,6 +66,16 @@ class ClusterSpec:
             raise ConfigError("give either --scheduler (a running cluster) or --cluster, not both")
         if self.retries < 0 or self.jobs < 1 or (self.workers is not None and self.workers < 1):
             raise ConfigError("--retries must be >= 0, --jobs and --workers >= 1")
+        if (self.config or self.profile or self.options) and self.kind == "local":
+            raise ConfigError(
+                "--cluster-config, --cluster-profile and --cluster-option describe SLURM/PBS "
+                "jobs: add --cluster slurm or --cluster pbs"
+            )
+        if self.profile and not self.config:
+            raise ConfigError(
+                f"--cluster-profile {self.profile} names a section of --cluster-config: give "
+                "the file too (e.g. workflows/jobqueue.yaml)"
+            )
 
 
 @dataclass(frozen=True)
@@ -131,25 +153,32 @@ def available_cores() -> int:
 @contextmanager
 def connect(spec: ClusterSpec) -> Iterator[Connection]:
     """A client to the cluster ``spec`` describes; a cluster started here is closed on exit."""
+    import dask
     from distributed import Client
 
     if spec.scheduler:
         with _client_to_scheduler(spec.scheduler) as client:
             yield Connection(client, None, f"Dask scheduler {client.scheduler.address}")
         return
-    if spec.kind == "local":
-        plans = plan_local_workers(spec.device, spec.workers, available_cores(), _gpus(spec.device))
-        cluster = _local_cluster(plans, spec)
-        devices = {plan.device for plan in plans}
-        threads = plans[0].env[THREAD_ENV[0]]
-        description = (
-            f"local cluster: {len(plans)} {devices.pop()} worker(s), {threads} thread(s) each"
-        )
-        device = plans[0].device
-    else:
-        cluster = _jobqueue_cluster(spec)
-        description = f"{spec.kind} cluster: {spec.jobs} job(s) requested"
-        device = None
+    with dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}):
+        if spec.kind == "local":
+            plans = plan_local_workers(
+                spec.device, spec.workers, available_cores(), _gpus(spec.device)
+            )
+            cluster = _local_cluster(plans, spec)
+            devices = {plan.device for plan in plans}
+            threads = plans[0].env[THREAD_ENV[0]]
+            description = (
+                f"local cluster: {len(plans)} {devices.pop()} worker(s), {threads} thread(s) each"
+            )
+            device = plans[0].device
+        else:
+            cluster = _jobqueue_cluster(spec)
+            description = (
+                f"{spec.kind} cluster ({spec.profile or spec.kind}): {spec.jobs} job(s) "
+                "of one worker, replaced when they end"
+            )
+            device = None
     with cluster, Client(cluster, set_as_default=False) as client:
         yield Connection(client, device, description)
 
@@ -204,44 +233,9 @@ def _local_cluster(plans: list[WorkerPlan], spec: ClusterSpec) -> Any:
 
 
 def _jobqueue_cluster(spec: ClusterSpec) -> Any:
-    """A SLURMCluster/PBSCluster from Dask's ``jobqueue.<kind>`` config, the keys of the YAML
-    file ``spec.config`` (e.g. workflows/jobqueue.yaml) passed over it, scaled to ``spec.jobs``."""
-    try:
-        import dask_jobqueue
-    except ImportError as exc:
-        raise ConfigError(
-            f"--cluster {spec.kind} needs dask-jobqueue: pip install 'wsi-ihc[slurm]'"
-        ) from exc
-    options = _jobqueue_options(spec.config, spec.kind) if spec.config else {}
-    scheduler_options = dict(options.pop("scheduler_options", None) or {})
-    scheduler_options.setdefault("dashboard_address", spec.dashboard_address)
-    scheduler_options["allowed_failures"] = spec.retries
-    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[spec.kind]
-    try:
-        cluster = cls(scheduler_options=scheduler_options, **options)
-    except (TypeError, ValueError) as exc:  # cores/memory not configured, unknown key
-        raise ConfigError(
-            f"--cluster {spec.kind}: {exc} (see workflows/README.md and --cluster-config)"
-        ) from exc
-    cluster.scale(jobs=spec.jobs)
-    return cluster
-
-
-def _jobqueue_options(config: Path, kind: str) -> dict[str, Any]:
-    """The ``jobqueue: <kind>:`` section of a dask-jobqueue YAML file as keyword arguments."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(config.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{config}: not a readable YAML file ({exc})") from exc
-    section = loaded.get("jobqueue", {}).get(kind) if isinstance(loaded, dict) else None
-    if not isinstance(section, dict):
-        raise ConfigError(f"{config}: no 'jobqueue: {kind}:' section")
-    # ``name`` is the job name in the YAML but the cluster's name as a keyword argument.
-    renamed = {"name": "job_name"}
-    return {
-        renamed.get(key, key.replace("-", "_")): value
-        for key, value in section.items()
-        if value is not None
-    }
+    """SLURM/PBS jobs from the ``--cluster-profile`` section of ``--cluster-config`` (default:
+    the section named after the kind), with ``--cluster-option`` keys over it; without a
+    file, dask-jobqueue's own config (``~/.config/dask/jobqueue.yaml``)."""
+    options = read_profile(spec.config, spec.profile or spec.kind) if spec.config else {}
+    options.update(parse_overrides(spec.options))
+    return jobqueue_cluster(spec.kind, options, spec.jobs, spec.retries, spec.dashboard_address)

@@ -90,6 +90,10 @@ def run_batch(
         for future in as_completed(futures, loop=connection.client.loop):
             job = futures.pop(future)
             row = _completed_row(job, future, out_root)
+            # The last reference, dropped now rather than when the next slide ends: while a
+            # client holds a result, the scheduler computes it again if the worker that
+            # holds it dies (a job at its walltime), i.e. the finished slide is redone.
+            del future
             table.record(row)
             counts = table.counts()
             bar.set_postfix(done=counts["done"], failed=counts["failed"], refresh=False)

@@ -57,13 +57,27 @@ from wsi_ihc.cli.options import (
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="SLURM/PBS jobs to submit (one worker each).",
+    help="SLURM/PBS worker jobs to keep (one worker each; one that ends is replaced).",
 )
 @click.option(
     "--cluster-config",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     help="dask-jobqueue YAML for --cluster slurm|pbs (see workflows/jobqueue.yaml).",
+)
+@click.option(
+    "--cluster-profile",
+    default=None,
+    help="Section 'jobqueue: NAME:' of --cluster-config, e.g. slurm-cpu "
+    "[default: the --cluster kind].",
+)
+@click.option(
+    "--cluster-option",
+    "cluster_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one key of that section for this run, e.g. memory=32GB, "
+    "walltime=08:00:00, queue=short, account=lab (repeatable).",
 )
 @click.option(
     "--workers",
@@ -100,6 +114,8 @@ def batch(
     cluster_kind: str,
     jobs: int,
     cluster_config: Path | None,
+    cluster_profile: str | None,
+    cluster_options: tuple[str, ...],
     workers: int | None,
     dashboard_address: str,
     force: bool,
@@ -149,6 +165,8 @@ def batch(
         device=inference["device"],
         retries=retries,
         config=cluster_config,
+        profile=cluster_profile,
+        options=cluster_options,
         dashboard_address=dashboard_address,
     )
     # A terminated batch closes its cluster (and worker processes) on the way out.
