@@ -52,6 +52,13 @@ def recipe(args: argparse.Namespace) -> dict:
     }
 
 
+def finished(folder: Path) -> bool:
+    """A run folder whose training ended (its record has a result; a killed run's does not,
+    though its best model.ckpt so far exists)."""
+    record = folder / "config.json"
+    return record.is_file() and "result" in json.loads(record.read_text())
+
+
 def run_dir(args: argparse.Namespace, variant: str, seed: int) -> Path:
     return args.runs / args.study / f"{variant}-seed{seed}"
 
@@ -70,7 +77,7 @@ def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work:
         *args.extra.split(),
     ]  # fmt: skip
     began = time.perf_counter()
-    if not (folder / "model.ckpt").exists() or not (folder / "config.json").exists():
+    if not finished(folder):
         run([*train, *(["--resume"] if (folder / "last.pt").exists() else [])])
     train_s = time.perf_counter() - began
     record = json.loads((folder / "config.json").read_text())

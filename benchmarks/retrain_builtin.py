@@ -6,8 +6,9 @@ Trains the recipe the built-in's card states (the same ``wsi-ihc train`` run as
 ``ablation.py``'s, so a built-in is one seed of a recorded study), writes the encoder + main
 decoder as float16 to ``--out-dir/NAME.safetensors``, scores *that file* with
 ``wsi-ihc evaluate`` on the held-out test sets (BCData 18-25, ki67-camera test), and writes
-``benchmarks/studies/builtin/NAME.json``. It prints the sha256 to fix in
-``wsi_ihc/model/builtin.py``: until then the package refuses the new file, by design.
+``benchmarks/studies/builtin/NAME.json`` and the model card ``--out-dir/NAME.md``. It prints
+the sha256 to fix in ``wsi_ihc/model/builtin.py``: until then the package refuses the new file,
+by design. A run folder that already holds the trained model is exported without training.
 """
 
 from __future__ import annotations
@@ -20,9 +21,76 @@ from pathlib import Path
 import ablation
 
 from wsi_ihc.model.builtin import DEFAULT, export_builtin
-from wsi_ihc.reference_data import TEST_SETS
+from wsi_ihc.model.checkpoint import read_card
+from wsi_ihc.reference_data import BCDATA_TRAIN, TEST_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"
+
+
+def ruler(checkpoint: Path, args: argparse.Namespace, work: Path) -> float | None:
+    """The card's nucleus radius, measured on the training split where the run's card lacks
+    it (runs trained before the pixel-size check)."""
+    card = read_card(checkpoint)
+    if card.nucleus_radius_um is not None:
+        return None
+    from wsi_ihc.train.dataset import load_dataset
+    from wsi_ihc.train.stages import nucleus_radius_um
+
+    train = BCDATA_TRAIN.link(args.data, work / "bcdata-0-17")
+    return nucleus_radius_um(load_dataset(train, BCDATA_TRAIN.mpp, card.mpp), card.mpp)
+
+
+def model_card(result: dict, card, command: str) -> str:
+    """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
+    recipe = result["recipe"]
+    rows = [
+        f"| {name} ({TEST_SETS[name].mpp} µm/px) | "
+        + " | ".join(f"{scores[g]['total_f1']:.3f}" for g in ablation.GROUPS)
+        + " |"
+        for name, scores in result["metrics"].items()
+    ]
+    return "\n".join(
+        [
+            f"# {result['name']}",
+            "",
+            "Ki-67 IHC cell detection and classification (DAB-positive vs other nuclei).",
+            "",
+            f"- Network: DeepLabV3+ with a {card.network.encoder} encoder, main decoder only,"
+            " float16 weights.",
+            f"- Pixel size {card.mpp} µm/px (×40); tiles of {card.tile_px} px; slides at other"
+            " pixel sizes are resampled, and a pixel size that looks wrong is a warning"
+            f" (nucleus radius ruler {card.nucleus_radius_um:.2f} µm).",
+            f"- Classes: {', '.join(card.classes)}; peaks: threshold {card.peak_threshold},"
+            f" min distance {card.peak_min_distance_um} µm (tuned on the validation split).",
+            f"- Recipe: variant {result['variant']}, seed {result['seed']}, {recipe['epochs']}"
+            f" epochs x {recipe['iterations_per_epoch']} iterations of {recipe['batch_size']}"
+            f" x {recipe['crop_px']}² crops (prior stage {recipe['prior_epochs']} epochs),"
+            " from scratch (no pretrained weights), on a CPU.",
+            "- Training data: BCData tiles 0-17 (18 tiles of 640², Ki-67 breast cancer, Huang"
+            " et al., MICCAI 2020, as redistributed by BioAITeam/ki67-closed-vlm-benchmarking;"
+            " no licence given): research and benchmark use only, and so is this model.",
+            "",
+            f"## Metrics (totalF1 at r = {result['radius_um']} µm, held-out images only)",
+            "",
+            "| test set | positive | other | class-agnostic |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+            "BCData 18-25: the same lab as the training data. ki67-camera test: another lab's",
+            "camera photos (no recorded pixel size; 0.1 µm/px estimated from its nuclei).",
+            "Reproduce: `python benchmarks/retrain_builtin.py --data ../shared/data` (retrains,",
+            "exports, scores) or score this file with",
+            f"`{result['commands'][-1].split(' --out ')[0]}`.",
+            f"Made by: `{command}`.",
+            "",
+            "## Not for",
+            "",
+            "Diagnosis or any clinical decision. It was trained on a nuclear stain (Ki-67) from",
+            "one lab: on cytoplasmic DAB it counts nuclei and their stain, not membranes; on",
+            "another lab's slides check the overlay, and fine-tune (`wsi-ihc train --init`).",
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -51,7 +119,9 @@ def main() -> None:
     result = ablation.train_run(args, exe, args.variant, args.seed, work)
     weights = args.out_dir / f"{args.name}.safetensors"
     folder = ablation.run_dir(args, args.variant, args.seed)
-    sha256 = export_builtin(folder / "model.ckpt", weights)
+    sha256 = export_builtin(
+        folder / "model.ckpt", weights, ruler(folder / "model.ckpt", args, work)
+    )
     metrics, commands = ablation.score_model(
         exe, weights, args.data, work, args.radius_um, folder / "float16",
         tuple(args.test_sets.split(",")),
@@ -65,9 +135,11 @@ def main() -> None:
     )
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{weights}: {result['size_mb']} MB, sha256 {sha256}")
+    card = args.out_dir / f"{args.name}.md"
+    card.write_text(model_card(result, read_card(weights), " ".join(sys.argv)))
+    print(f"{weights}: {result['size_mb']} MB, sha256 {sha256}; card {card}")
     for name, groups in metrics.items():
-        print(name, {group: round(v["total_f1"], 3) for group, v in groups.items()})
+        print(name, {group: round(groups[group]["total_f1"], 3) for group in ablation.GROUPS})
 
 
 if __name__ == "__main__":

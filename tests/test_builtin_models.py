@@ -106,3 +106,5 @@ def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
     assert 0 <= record["metrics"]["bcdata-18-25"]["agnostic"]["total_f1"] <= 1
     with safe_open(str(weights), framework="pt") as handle:
         assert str(handle.get_slice("encoder.conv1.weight").get_dtype()) == "F16"
+    card = (tmp_path / "models" / "tiny.md").read_text()
+    assert "research" in card and "Diagnosis" in card and "bcdata-18-25" in card

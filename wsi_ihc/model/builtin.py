@@ -90,14 +90,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_builtin(checkpoint: Path, out: Path) -> str:
+def export_builtin(checkpoint: Path, out: Path, nucleus_radius_um: float | None = None) -> str:
     """Write a checkpoint's encoder + main decoder as float16 to ``out``; its sha256.
 
-    The card (training record, tuned peaks) is kept; float16 halves the package's size and
-    the weights are cast back to float32 when loaded.
+    The card (training record, tuned peaks) is kept, with the nucleus ruler filled in where
+    given; float16 halves the package's size and the weights are cast back to float32 when
+    loaded.
     """
+    from dataclasses import replace
+
     from wsi_ihc.model.checkpoint import load_checkpoint, save_checkpoint
 
     model, card = load_checkpoint(checkpoint, decoders=("main",))
+    if nucleus_radius_um is not None:
+        card = replace(card, nucleus_radius_um=nucleus_radius_um)
     save_checkpoint(out, model.half(), card)
     return sha256_of(out)
