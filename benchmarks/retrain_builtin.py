@@ -40,6 +40,15 @@ def ruler(checkpoint: Path, args: argparse.Namespace, work: Path) -> float | Non
     return nucleus_radius_um(load_dataset(train, BCDATA_TRAIN.mpp, card.mpp), card.mpp)
 
 
+def portable(command: str) -> str:
+    """A command as a user types it: no absolute paths of this checkout."""
+    root = str(PACKAGE_MODELS.parents[1]) + "/"
+    return " ".join(
+        "wsi-ihc" if word.endswith("/wsi-ihc") else word.removeprefix(root)
+        for word in command.split()
+    )
+
+
 def model_card(result: dict, card, command: str) -> str:
     """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
     recipe = result["recipe"]
@@ -80,7 +89,8 @@ def model_card(result: dict, card, command: str) -> str:
             "camera photos (no recorded pixel size; 0.1 µm/px estimated from its nuclei).",
             "Reproduce: `python benchmarks/retrain_builtin.py --data ../shared/data` (retrains,",
             "exports, scores) or score this file with",
-            f"`{result['commands'][-1].split(' --out ')[0]}`.",
+            f"`{portable(result['commands'][-1].split(' --out ')[0])}`",
+            "(the data folder: the test split as `wsi_ihc.reference_data` links it).",
             f"Made by: `{command}`.",
             "",
             "## Not for",

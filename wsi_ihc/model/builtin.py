@@ -38,8 +38,8 @@ BUILTINS: dict[str, BuiltinModel] = {
     for model in (
         BuiltinModel(
             name="ki67-bcdata-r18-v1",
-            sha256="0000000000000000000000000000000000000000000000000000000000000000",
-            summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.5 µm/px, BCData 0-17; "
+            sha256="a08611541751953a4f23bc2ecb425c6a940525124520722d9c49022efa9a7039",
+            summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.25 µm/px, BCData 0-17; "
             "research use",
         ),
     )
