@@ -208,6 +208,18 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`recipe` (and the matching radius), the current recipe's defaults."""
+    parser.add_argument("--radius-um", type=float, default=2.5)
+    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--crop-px", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--prior-epochs", type=int, default=4)
+    parser.add_argument("--iterations-per-epoch", type=int, default=50)
+    parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", required=True, help="results go to benchmarks/studies/STUDY")
@@ -217,14 +229,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"), help="run folders")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--radius-um", type=float, default=2.5)
-    parser.add_argument("--encoder", default="resnet18")
-    parser.add_argument("--crop-px", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--prior-epochs", type=int, default=4)
-    parser.add_argument("--iterations-per-epoch", type=int, default=50)
-    parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
+    add_recipe_args(parser)
     parser.add_argument("--table-only", action="store_true", help="print what is recorded")
     parser.add_argument(
         "--rescore", action="store_true", help="score recorded runs again on changed test sets"

@@ -46,11 +46,11 @@ class Split:
 
 #: BCData's pixel size: nuclei span 40-60 px, a ×40 scan (../shared/data/README.md).
 BCDATA_MPP = 0.25
-#: ki67-camera's, estimated (the files record none): nuclei measured by wsi_ihc.scale are
-#: 30-32 px in radius there against 12 px in BCData at 0.25 µm/px, so ≈ 0.097 µm/px; and a
-#: BCData-only model scores best on the three *training* images at 0.10-0.12 µm/px
-#: (agnostic F1 0.578 / 0.672 / 0.664 / 0.567 at 0.08 / 0.10 / 0.12 / 0.15; RESULTS.md §14).
-#: The data README's "0.19" came from eyeballed BCData nucleus sizes (40-60 px), 2x too large.
+#: ki67-camera's, chosen on its three *training* images (the files record none): a
+#: BCData-only model scores best there at 0.10-0.12 µm/px (agnostic F1 0.578 / 0.672 / 0.664 /
+#: 0.567 / 0.373 at 0.08 / 0.10 / 0.12 / 0.15 / 0.19; RESULTS.md §14). The data README's 0.19
+#: came from eyeballed BCData nucleus sizes; wsi_ihc.scale's nuclei put it lower still (0.067:
+#: blurred camera nuclei measure large), which the F1 curve does not support.
 CAMERA_MPP = 0.1
 
 BCDATA_TRAIN = Split("bcdata", tuple(str(i) for i in range(18)), BCDATA_MPP)
