@@ -88,7 +88,14 @@ def estimate_mpp(path: Path, reader: str, reference_um: float | None) -> tuple[f
     if reading is None:
         raise SlideError(f"{path}: no stained nuclei to estimate the pixel size from; pass --mpp")
     check: ScaleCheck = check_scale(reading, 1.0, reference_um)
-    estimate = {"source": "estimated from nuclei", **check.to_json()}
+    estimate = {
+        "source": "estimated from nuclei",
+        "mpp_estimate": round(check.mpp_estimate, 4),
+        "mpp_range": [round(value, 4) for value in check.mpp_range],
+        "nucleus_radius_px": round(reading.radius_px, 2),
+        "reference_radius_um": round(reference_um, 4),
+        "regions": check.regions,
+    }
     log.info(
         "%s: pixel size estimated from its nuclei: %.3g µm/px (%.3g-%.3g over %d regions)",
         path,
@@ -100,9 +107,10 @@ def estimate_mpp(path: Path, reader: str, reference_um: float | None) -> tuple[f
 
 
 def _grid_windows(slide: Slide, size: int = 1536, grid: int = 3) -> list[np.ndarray]:
-    """Up to grid² level-0 windows spread over the image (glass ones measure nothing)."""
+    """Up to grid² distinct level-0 windows spread over the image (glass ones measure
+    nothing); an image smaller than a window is one window."""
     width, height = slide.dimensions
     window_w, window_h = min(size, width), min(size, height)
-    xs = np.linspace(0, width - window_w, grid).round().astype(int)
-    ys = np.linspace(0, height - window_h, grid).round().astype(int)
-    return [slide.read_level(0, int(x), int(y), window_w, window_h) for y in ys for x in xs]
+    xs = sorted({int(x) for x in np.linspace(0, width - window_w, grid).round()})
+    ys = sorted({int(y) for y in np.linspace(0, height - window_h, grid).round()})
+    return [slide.read_level(0, x, y, window_w, window_h) for y in ys for x in xs]
