@@ -67,7 +67,7 @@ def wait_for(condition: Callable[[], T], alive: Callable[[], None] | None = None
     """Poll until ``condition`` returns something truthy (a slide done, a failure recorded,
     a job's state), and return that.
 
-    No deadline of its own: ``alive`` fails the test once what should bring the condition
+    No time limit of its own: ``alive`` fails the test once what should bring the condition
     about has stopped (a batch that exited, with its stderr); HANG_GUARD_S only stops a
     hang, on a machine of any speed.
     """
