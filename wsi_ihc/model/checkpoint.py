@@ -8,7 +8,6 @@ safetensors holds only tensors and strings, so loading a file never executes cod
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from safetensors.torch import save
 from wsi_ihc import __version__
 from wsi_ihc.errors import CheckpointError
 from wsi_ihc.io.atomic import atomic_write
+from wsi_ihc.model.builtin import sha256_of
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
 FORMAT = "wsi-ihc-checkpoint/1"
@@ -170,11 +170,7 @@ def _check_fits(
 
 def model_id(path: Path) -> str:
     """A short content hash naming the exact weights used for a result."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{path.stem}-{digest.hexdigest()[:12]}"
+    return f"{path.stem}-{sha256_of(path)[:12]}"
 
 
 def _open(path: Path):
