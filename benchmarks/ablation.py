@@ -11,8 +11,12 @@ the rest. Weights stay in ``--runs`` (not committed). The table gives mean ± sd
     # the current recipe, 3 seeds per variant (hours on 2 CPU cores; resumable)
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation.py --study recipe-v1 \\
         --data ../shared/data --seeds 0,1,2
-    # print the table of what is recorded, training nothing
+    # print the table of what is recorded, training nothing (several studies side by side)
     .venv/bin/python benchmarks/ablation.py --study recipe-v1 --table-only
+    # a lever against the recipe: one option changed, a study of its own
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation.py --study stain-strong \\
+        --variants main --data ../shared/data --extra "--stain-jitter 0.3"
+    .venv/bin/python benchmarks/ablation.py --study recipe-v1,stain-strong --table-only
 """
 
 from __future__ import annotations
@@ -115,13 +119,14 @@ def score_model(
             continue
         evaluate = [
             exe, "evaluate", "--model", str(model), "--data", str(split.link(data, work / name)),
-            "--radius-um", str(radius_um), "--out", str(out / f"eval-{name}"), "--quiet",
+            "--radius-um", f"{radius_um * split.misstated:g}", "--out", str(out / f"eval-{name}"),
+            "--quiet",
         ]  # fmt: skip
         run(evaluate)
         commands.append(" ".join(evaluate))
         table = json.loads((out / f"eval-{name}" / "metrics.json").read_text())["table"]["groups"]
         metrics[name] = {
-            "mpp": split.mpp,
+            "mpp": split.stated_mpp,
             **{
                 group: {"total_f1": table[group]["total_f1"], "mean_f1": table[group]["mean_f1"]}
                 for group in GROUPS
@@ -148,37 +153,45 @@ def result_path(args: argparse.Namespace, variant: str, seed: int) -> Path:
     return HERE / "studies" / args.study / f"{variant}-seed{seed}.json"
 
 
-def table(study: str) -> str:
-    """Mean ± sd (over seeds) of per-class totalF1 per variant and test set, as Markdown."""
-    folder = HERE / "studies" / study
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    if not results:
-        return f"(no results recorded under {folder})"
-    sets = sorted({name for r in results for name in r["metrics"]})
-    lines = [
-        f"Study {study}: totalF1 at r = {results[0]['radius_um']} µm, mean ± sd over seeds",
-        "",
-        "| variant | seeds | " + " | ".join(f"{s} {g}" for s in sets for g in GROUPS) + " |",
-        "|---|---|" + "---|" * (len(sets) * len(GROUPS)),
+def table(studies: str) -> str:
+    """Mean ± sd (over seeds) of totalF1 per study, variant and test set, as Markdown: every
+    group on the test sets, class-agnostic on the misstated-pixel-size ones."""
+    results = [
+        json.loads(p.read_text())
+        for study in studies.split(",")
+        for p in sorted((HERE / "studies" / study).glob("*.json"))
     ]
-    for variant in VARIANTS:
-        rows = [r for r in results if r["variant"] == variant]
-        if not rows:
-            continue
-        cells = []
-        for s in sets:
-            for g in GROUPS:
-                values = [r["metrics"][s][g]["total_f1"] for r in rows if _current(r, s)]
-                cells.append(_mean_sd(values))
-        seeds = ",".join(str(r["seed"]) for r in rows)
-        lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+    if not results:
+        return f"(no results recorded for {studies})"
+    columns = [
+        (name, group)
+        for name, split in TEST_SETS.items()
+        for group in (GROUPS if split.misstated == 1 else ("agnostic",))
+    ]
+    lines = [
+        f"totalF1 at r = {results[0]['radius_um']} µm, mean ± sd over seeds",
+        "",
+        "| study | variant | seeds | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for study in studies.split(","):
+        for variant in VARIANTS:
+            rows = [r for r in results if r["study"] == study and r["variant"] == variant]
+            if not rows:
+                continue
+            cells = [
+                _mean_sd([r["metrics"][s][g]["total_f1"] for r in rows if _current(r, s)])
+                for s, g in columns
+            ]
+            seeds = ",".join(str(r["seed"]) for r in rows)
+            lines.append(f"| {study} | {variant} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _current(result: dict, test_set: str) -> bool:
     """Scored on ``test_set`` at the pixel size it is stated at now (see --rescore)."""
     scored = result["metrics"].get(test_set)
-    return scored is not None and scored.get("mpp") == TEST_SETS[test_set].mpp
+    return scored is not None and scored.get("mpp") == TEST_SETS[test_set].stated_mpp
 
 
 def rescore(args: argparse.Namespace, exe: str) -> None:
@@ -222,7 +235,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", required=True, help="results go to benchmarks/studies/STUDY")
+    parser.add_argument(
+        "--study",
+        required=True,
+        help="results go to benchmarks/studies/STUDY (--table-only: several, comma-separated)",
+    )
     parser.add_argument(
         "--data", type=Path, help="folder holding bcdata/ (and ki67-camera/, scored if there)"
     )

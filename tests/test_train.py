@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from skimage.color import rgb_from_hed
 
 from wsi_ihc.cli import cli
 from wsi_ihc.errors import WsiIhcError
@@ -23,7 +25,13 @@ from wsi_ihc.io.points import Cells
 from wsi_ihc.model.checkpoint import load_checkpoint, read_card
 from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.synth import make_tiles
-from wsi_ihc.train.augment import AugmentConfig, random_crop, rotate_flip
+from wsi_ihc.train.augment import (
+    AugmentConfig,
+    jitter_colour,
+    perturbed_stains,
+    random_crop,
+    rotate_flip,
+)
 from wsi_ihc.train.config import VARIANTS, TrainConfig
 from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image
 from wsi_ihc.train.loop import StageSpec, run_stage
@@ -116,6 +124,30 @@ def test_colour_jitter_keeps_range_and_changes_stain():
     )
     assert crop.image.dtype == np.float32 and crop.image.min() >= 0 and crop.image.max() <= 1
     assert np.abs(crop.image - image / 255).mean() > 1e-3
+
+
+def test_stain_vector_jitter_changes_hue_and_zero_keeps_the_stains():
+    rng = np.random.default_rng(0)
+    assert perturbed_stains(0.0, rng) is rgb_from_hed
+    moved = perturbed_stains(0.1, rng)
+    assert np.allclose(np.linalg.norm(moved, axis=1), 1) and (moved > 0).all()
+    assert np.abs(moved - rgb_from_hed).max() > 0.02
+    # A DAB-only brown patch recombined with other stain colours changes its hue, not only
+    # its darkness: the ratio of red to blue moves.
+    brown = np.full((16, 16, 3), (170, 110, 60), np.uint8)
+    plain = AugmentConfig(
+        crop_px=16, scale_jitter=0, flips=False, hed_scale=0, hed_shift=0, brightness=0, contrast=0
+    )
+    same = jitter_colour(brown, plain, np.random.default_rng(1))
+    assert np.allclose(same, brown / 255, atol=2e-3)
+    hues = {
+        round(float(np.log(out[..., 0].mean() / out[..., 2].mean())), 3)
+        for out in (
+            jitter_colour(brown, replace(plain, stain_vector_jitter=0.15), np.random.default_rng(k))
+            for k in range(6)
+        )
+    }
+    assert len(hues) == 6 and max(hues) - min(hues) > 0.05
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -321,6 +353,14 @@ def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Pa
         assert float(mine["val_score"]) == pytest.approx(float(theirs["val_score"]), abs=1e-6)
     changed = run_cli(*common, "--epochs", 3, "--resume", "--crop-px", 96)
     assert changed.exit_code == 1 and "crop_px" in changed.output
+    stained = run_cli(*common, "--epochs", 3, "--resume", "--stain-jitter", 0.3)
+    assert stained.exit_code == 1 and "stain_jitter" in stained.output
+    # A run recorded before the augmentation options existed resumes with their defaults.
+    record = json.loads((out / "config.json").read_text())
+    for key in ("scale_jitter", "stain_jitter", "stain_vector_jitter"):
+        del record["config"][key]
+    (out / "config.json").write_text(json.dumps(record))
+    assert run_cli(*common, "--epochs", 3, "--resume").exit_code == 0
 
 
 def test_full_variant_caches_priors_once_and_saves_three_decoders(tiles: Path, tmp_path: Path):

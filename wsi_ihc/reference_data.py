@@ -13,17 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Split:
-    """Named images of one source folder, at a stated pixel size."""
+    """Named images of one source folder, at a stated pixel size.
+
+    ``misstated`` ≠ 1 gives the model ``mpp × misstated`` instead, as a scanner that records
+    it wrong would: a scale-robustness set (scored with the matching radius scaled the
+    same way, so a hit is within the same true distance).
+    """
 
     source: str  # folder name under ../shared/data
     names: tuple[str, ...]
     mpp: float
+    misstated: float = 1.0
+
+    @property
+    def stated_mpp(self) -> float:
+        return self.mpp * self.misstated
 
     def link(self, data_root: Path, out: Path) -> Path:
         """``out`` in BCData's layout with symlinks to this split's files, and its mpp."""
@@ -40,7 +50,7 @@ class Split:
                 if not target.exists():
                     with contextlib.suppress(FileExistsError):  # a parallel run was first
                         target.symlink_to(path.resolve())
-        (out / "dataset.json").write_text(json.dumps({"mpp": self.mpp}) + "\n")
+        (out / "dataset.json").write_text(json.dumps({"mpp": self.stated_mpp}) + "\n")
         return out
 
 
@@ -58,5 +68,11 @@ BCDATA_TEST = Split("bcdata", tuple(str(i) for i in range(18, 26)), BCDATA_MPP)
 CAMERA_TRAIN = Split("ki67-camera", ("1309620-A2-27", "1309620-A2-28", "8682421-A3-26"), CAMERA_MPP)
 CAMERA_TEST = Split("ki67-camera", ("1329941-B3-25", "1329941-B3-26"), CAMERA_MPP)
 
-#: Held-out sets every reported model is scored on, by the name results use.
-TEST_SETS = {"bcdata-18-25": BCDATA_TEST, "camera-test": CAMERA_TEST}
+#: Held-out sets every reported model is scored on, by the name results use; the last two
+#: are BCData 18-25 with its pixel size given as 0.8× and 1.25× the true one.
+TEST_SETS = {
+    "bcdata-18-25": BCDATA_TEST,
+    "camera-test": CAMERA_TEST,
+    "bcdata-18-25-mpp0.8x": replace(BCDATA_TEST, misstated=0.8),
+    "bcdata-18-25-mpp1.25x": replace(BCDATA_TEST, misstated=1.25),
+}

@@ -114,6 +114,28 @@ from wsi_ihc.cli.options import (
     show_default=True,
     help="A detection within this distance of a same-class point is a hit (validation).",
 )
+@click.option(
+    "--scale-jitter",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Crops are zoomed by U(1 - s, 1 + s): robustness to a pixel size a little off.",
+)
+@click.option(
+    "--stain-jitter",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Each stain's amount (colour deconvolution: haematoxylin, eosin, DAB) is scaled by "
+    "U(1 - s, 1 + s) and shifted by U(-s/5, s/5).",
+)
+@click.option(
+    "--stain-vector-jitter",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="N(0, sigma) added to each stain's colour before recombining: another lab's hue.",
+)
 @quiet_option
 def train(
     data: Path,
@@ -137,6 +159,9 @@ def train(
     class_map: str | None,
     cell_radius_um: float,
     match_radius_um: float,
+    scale_jitter: float,
+    stain_jitter: float,
+    stain_vector_jitter: float,
     quiet: bool,
 ) -> None:
     """Train on annotated images in DATA and write the best model to OUT/model.ckpt.
@@ -184,6 +209,9 @@ def train(
         class_map=class_map,
         cell_radius_um=cell_radius_um,
         match_radius_um=match_radius_um,
+        scale_jitter=scale_jitter,
+        stain_jitter=stain_jitter,
+        stain_vector_jitter=stain_vector_jitter,
     )
     summary = run_training(config, resume=resume, quiet=quiet)
     result = summary.result

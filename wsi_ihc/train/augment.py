@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.color import hed2rgb, rgb2hed
+from skimage.color import combine_stains, rgb2hed, rgb_from_hed
 
 from wsi_ihc.io.points import Cells
 
@@ -23,7 +23,10 @@ class AugmentConfig:
 
     ``scale_jitter`` s draws the zoom from U(1 − s, 1 + s); ``hed_scale`` and ``hed_shift``
     perturb each stain channel (haematoxylin, eosin, DAB) as c·U(1 ± hed_scale) +
-    U(± hed_shift); ``brightness`` and ``contrast`` are fractions of the full range.
+    U(± hed_shift); ``stain_vector_jitter`` σ adds N(0, σ) to each component of each
+    stain's optical-density colour before the image is recombined (another lab's
+    haematoxylin is bluer or greyer, its DAB redder or darker: a change of hue that scaling
+    the amounts cannot make); ``brightness`` and ``contrast`` are fractions of the full range.
     """
 
     crop_px: int
@@ -31,6 +34,7 @@ class AugmentConfig:
     flips: bool = True
     hed_scale: float = 0.05
     hed_shift: float = 0.01
+    stain_vector_jitter: float = 0.0
     brightness: float = 0.08
     contrast: float = 0.1
 
@@ -39,6 +43,8 @@ class AugmentConfig:
             raise ValueError(f"crop_px must be at least 16, got {self.crop_px}")
         if not 0 <= self.scale_jitter < 1:
             raise ValueError(f"scale_jitter must lie in [0, 1), got {self.scale_jitter}")
+        if not (0 <= self.hed_scale < 1 and self.hed_shift >= 0 and self.stain_vector_jitter >= 0):
+            raise ValueError("stain jitter must be non-negative, its scale below 1")
 
 
 @dataclass(frozen=True)
@@ -119,20 +125,30 @@ def rotate_flip(
 def jitter_colour(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """HED stain jitter, then brightness and contrast; uint8 in, float32 [0, 1] out.
 
-    The stain jitter varies haematoxylin and DAB intensity the way scanners and staining
-    batches do, which plain RGB jitter cannot.
+    The stain jitter varies haematoxylin and DAB amount and hue the way scanners, labs and
+    staining batches do, which plain RGB jitter cannot.
     """
     rgb = image.astype(np.float32) / 255.0
-    if config.hed_scale or config.hed_shift:
+    if config.hed_scale or config.hed_shift or config.stain_vector_jitter:
         hed = rgb2hed(rgb)
         hed = hed * rng.uniform(1 - config.hed_scale, 1 + config.hed_scale, 3) + rng.uniform(
             -config.hed_shift, config.hed_shift, 3
         )
-        rgb = hed2rgb(hed).astype(np.float32)
+        rgb = combine_stains(hed, perturbed_stains(config.stain_vector_jitter, rng))
+        rgb = rgb.astype(np.float32)
     mean = rgb.mean()
     contrast = rng.uniform(1 - config.contrast, 1 + config.contrast)
     brightness = rng.uniform(-config.brightness, config.brightness)
     return np.clip((rgb - mean) * contrast + mean + brightness, 0.0, 1.0).astype(np.float32)
+
+
+def perturbed_stains(sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """scikit-image's H, E, DAB optical-density colours (rows), each moved by N(0, σ) per
+    component, kept positive and of unit length; σ = 0 returns them unchanged."""
+    if not sigma:
+        return rgb_from_hed
+    stains = np.clip(rgb_from_hed + rng.normal(0.0, sigma, rgb_from_hed.shape), 1e-3, None)
+    return stains / np.linalg.norm(stains, axis=1, keepdims=True)
 
 
 def _pad_to(image: np.ndarray, extras: np.ndarray, size_px: int) -> tuple[np.ndarray, np.ndarray]:

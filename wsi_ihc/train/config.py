@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class TrainConfig:
     class_map: str | None = None
     cell_radius_um: float = 2.0
     match_radius_um: float = 2.5
+    scale_jitter: float = 0.1  # crops zoomed by U(1 ± s): pixel sizes a little off still count
+    stain_jitter: float = 0.05  # each stain's amount × U(1 ± s) + U(± s/5)
+    stain_vector_jitter: float = 0.0  # N(0, σ) on each stain's colour (another lab's hue)
     init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,10 @@ class TrainConfig:
             problems.append(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
         if self.cell_radius_um <= 0 or self.match_radius_um <= 0:
             problems.append("--cell-radius-um and --match-radius-um must be positive")
+        if not 0 <= self.scale_jitter < 1 or not 0 <= self.stain_jitter < 1:
+            problems.append("--scale-jitter and --stain-jitter must lie in [0, 1)")
+        if self.stain_vector_jitter < 0:
+            problems.append("--stain-vector-jitter must not be negative")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -88,8 +95,10 @@ class TrainConfig:
         }
 
     def recipe_differences(self, saved: dict[str, Any]) -> list[str]:
-        """Options that change what is trained, differing from a saved run's config."""
+        """Options that change what is trained, differing from a saved run's config (a run
+        saved before an option existed had its default)."""
         mine = self.to_json()
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
         fixed = (
             "encoder",
             "encoder_weights",
@@ -103,9 +112,12 @@ class TrainConfig:
             "cell_radius_um",
             "class_map",
             "init",
+            "scale_jitter",
+            "stain_jitter",
+            "stain_vector_jitter",
         )
         return [
-            f"{key}: {saved.get(key)!r} -> {mine[key]!r}"
+            f"{key}: {saved.get(key, defaults.get(key))!r} -> {mine[key]!r}"
             for key in fixed
-            if saved.get(key) != mine[key]
+            if saved.get(key, defaults.get(key)) != mine[key]
         ]

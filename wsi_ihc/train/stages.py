@@ -108,7 +108,13 @@ def iterations_per_epoch(config: TrainConfig, images: Sequence[TrainingImage]) -
 def batch_spec(config: TrainConfig, card: ModelCard, decoders: tuple[str, ...]) -> BatchSpec:
     return BatchSpec(
         batch_size=config.batch_size,
-        augment=AugmentConfig(crop_px=config.crop_px),
+        augment=AugmentConfig(
+            crop_px=config.crop_px,
+            scale_jitter=config.scale_jitter,
+            hed_scale=config.stain_jitter,
+            hed_shift=config.stain_jitter / 5,
+            stain_vector_jitter=config.stain_vector_jitter,
+        ),
         cell_radius_px=config.cell_radius_px,
         mean=card.mean,
         std=card.std,
