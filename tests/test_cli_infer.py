@@ -136,11 +136,14 @@ def test_png_with_mpp_runs(slides_dir: Path, tiny_checkpoint: Path, tmp_path: Pa
         "--mpp",
         "0.5",
         "--no-tissue-mask",
+        "--tta",
+        "flips",
         "-q",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "boxes" / "summary.json").read_text())
     assert summary["mpp"] == 0.5 and summary["vendor"].startswith("tiatoolbox")
+    assert summary["parameters"]["tta"] == "flips"
 
 
 def test_missing_file_and_directory(tiny_checkpoint: Path, tmp_path: Path) -> None:

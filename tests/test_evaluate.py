@@ -348,6 +348,10 @@ def test_cli_model_tune_and_write_checkpoint(folder: tuple[Path, Path], tmp_path
     again = run_cli(*common, "--radius-um", 3)
     assert again.exit_code == 0, again.output
     assert printed_rows(again.output) == printed_rows(result.output)
+    # Test-time augmentation is recorded with the metrics it gave.
+    averaged = run_cli(*common, "--radius-um", 3, "--tta", "d4", "--out", tmp_path / "tta")
+    assert averaged.exit_code == 0, averaged.output
+    assert json.loads((tmp_path / "tta" / "metrics.json").read_text())["source"]["tta"] == "d4"
 
 
 def test_tune_peaks_finds_the_right_grid_point() -> None:

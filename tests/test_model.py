@@ -154,3 +154,30 @@ def test_the_model_runs_on_one_thread_whichever_thread_calls() -> None:
     assert len(seen) == 1 and seen.pop().startswith("wsi-ihc-model")
     for result in results:
         np.testing.assert_array_equal(result, results[0])
+
+
+@pytest.mark.parametrize("tta", ["flips", "d4"])
+def test_tta_turns_each_view_back_so_the_maps_follow_the_image(tta: str) -> None:
+    """Averaged over its views, an untrained (not symmetric) network becomes equivariant to
+    them: a mirrored tile gives the mirrored map, which a view turned back wrongly breaks."""
+    torch.manual_seed(0)
+    net = MultiTaskNet(NetworkConfig(encoder="resnet18", decoders=("main",))).eval()
+    card = ModelCard(network=net.config, mpp=0.5, tile_px=64)
+    plain = TilePredictor(net, card, device="cpu", precision="fp32")
+    averaged = TilePredictor(net, card, device="cpu", precision="fp32", tta=tta)
+    tile = np.random.default_rng(1).integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)
+    mirrored = tile[:, :, ::-1]
+    maps = averaged.predict_tiles(tile).astype(np.float32)
+    np.testing.assert_allclose(
+        averaged.predict_tiles(mirrored).astype(np.float32), maps[..., ::-1], atol=2e-3
+    )
+    assert np.abs(plain.predict_tiles(mirrored)[..., ::-1] - plain.predict_tiles(tile)).max() > 0.01
+    if tta == "d4":
+        turned = np.rot90(tile, 1, axes=(1, 2))
+        np.testing.assert_allclose(
+            averaged.predict_tiles(turned).astype(np.float32),
+            np.rot90(maps, 1, axes=(2, 3)),
+            atol=2e-3,
+        )
+    with pytest.raises(ValueError, match="tta"):
+        TilePredictor(net, card, device="cpu", tta="rotate")

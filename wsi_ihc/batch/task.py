@@ -58,7 +58,14 @@ def cached_model(settings: InferSettings) -> tuple[LoadedModel, float]:
     """
     path = Path(settings.model_path)
     mtime_ns = path.stat().st_mtime_ns if path.is_file() else 0  # missing: load_model says so
-    key = (str(path), mtime_ns, settings.device, settings.precision, settings.batch_size)
+    key = (
+        str(path),
+        mtime_ns,
+        settings.device,
+        settings.precision,
+        settings.tta,
+        settings.batch_size,
+    )
     with _model_lock:
         if key in _model_cache:
             return _model_cache[key], 0.0

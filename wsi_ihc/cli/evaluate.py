@@ -23,6 +23,7 @@ from wsi_ihc.cli.options import (
     quiet_option,
     resolve_model_option,
     threshold_option,
+    tta_option,
 )
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ def _floats(text: str) -> tuple[float, ...]:
 )
 @device_option
 @precision_option
+@tta_option
 @threshold_option
 @min_distance_option
 @quiet_option
@@ -114,6 +116,7 @@ def evaluate(
     write_checkpoint: bool,
     device: str | None,
     precision: str,
+    tta: str,
     threshold: float | None,
     min_distance_um: float | None,
     quiet: bool,
@@ -154,7 +157,7 @@ def evaluate(
     else:
         model_path = resolve_model_option(model_spec)
         preds, source = _run_model(
-            run, model_path, device, precision, threshold, min_distance_um, radius_um,
+            run, model_path, (device, precision, tta), threshold, min_distance_um, radius_um,
             (_floats(tune_thresholds), _floats(tune_distances_um)) if tune else None,
             write_checkpoint,
         )  # fmt: skip
@@ -210,12 +213,14 @@ class EvaluationRun:
         preds = [detect_cells(image, self.mpp, DEFAULT_PARAMS) for image in images]
         return preds, {"baseline": asdict(DEFAULT_PARAMS)}
 
-    def predictor(self, model_path: Path, device: str | None, precision: str) -> TilePredictor:
+    def predictor(
+        self, model_path: Path, device: str | None, precision: str, tta: str
+    ) -> TilePredictor:
         from wsi_ihc.infer.predict import TilePredictor
         from wsi_ihc.model.checkpoint import load_checkpoint
 
         model, card = load_checkpoint(model_path, decoders=("main",))
-        return TilePredictor(model, card, device=device, precision=precision)
+        return TilePredictor(model, card, device=device, precision=precision, tta=tta)
 
     def predict(
         self, predictor: TilePredictor, threshold: float, min_distance_um: float
@@ -295,25 +300,26 @@ class EvaluationRun:
 def _run_model(
     run: EvaluationRun,
     model_path: Path,
-    device: str | None,
-    precision: str,
+    running: tuple[str | None, str, str],
     threshold: float | None,
     min_distance_um: float | None,
     radius_um: float,
     tune_grid: tuple[tuple[float, ...], tuple[float, ...]] | None,
     write_checkpoint: bool,
 ) -> tuple[list[Cells], dict]:
-    """Cells from the checkpoint, with tuned or given peak settings, and what was used."""
+    """Cells from the checkpoint (``running``: device, precision, tta), with tuned or given
+    peak settings, and what was used."""
     from wsi_ihc.infer.scale_check import check_images
     from wsi_ihc.model.checkpoint import model_id
 
-    predictor = run.predictor(model_path, device, precision)
+    predictor = run.predictor(model_path, *running)
     predictor.precision_choice.announce()
     card = predictor.card
     source: dict = {
         "model": str(model_path),
         "model_id": model_id(model_path),
         "precision": predictor.precision_choice.to_json(),
+        "tta": running[2],
         "scale_check": check_images(run.images, run.mpp, card, str(run.data_dir)),
     }
     if tune_grid is not None:

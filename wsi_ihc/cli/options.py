@@ -35,6 +35,17 @@ def precision_option(func: F) -> F:
     )(func)
 
 
+def tta_option(func: F) -> F:
+    return click.option(
+        "--tta",
+        type=click.Choice(["none", "flips", "d4"]),
+        default="none",
+        show_default=True,
+        help="Test-time augmentation: average each tile over mirrored views (flips: 4, 4x "
+        "the model's work; d4: also transposed, 8x). benchmarks/RESULTS.md gives F1 and cost.",
+    )(func)
+
+
 def quiet_option(func: F) -> F:
     return click.option("--quiet", "-q", is_flag=True, help="No progress output.")(func)
 
@@ -135,6 +146,7 @@ def class_map_option(func: F) -> F:
 _INFERENCE_FIELDS = (
     "device",
     "precision",
+    "tta",
     "mpp",
     "threshold",
     "min_distance_um",
@@ -163,6 +175,7 @@ def inference_options(func: F) -> F:
     decorators = [
         device_option,
         precision_option,
+        tta_option,
         mpp_or_auto_option,
         threshold_option,
         min_distance_option,

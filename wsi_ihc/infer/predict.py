@@ -19,6 +19,15 @@ from wsi_ihc.io.points import Cells
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.model.precision import resolve_precision
 
+#: Test-time augmentation: the views a tile is predicted in, as (quarter turns, mirror);
+#: their logits, turned back, are averaged. "flips" = identity, left-right, up-down and
+#: both (4× the work); "d4" adds the four transposed views (8×).
+TTA_VIEWS: dict[str, tuple[tuple[int, bool], ...]] = {
+    "none": ((0, False),),
+    "flips": ((0, False), (0, True), (2, True), (2, False)),
+    "d4": tuple((turns, mirror) for turns in range(4) for mirror in (False, True)),
+}
+
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -29,7 +38,8 @@ class TilePredictor:
 
     ``model`` maps normalised (N, 3, T, T) tensors to ``{"main": logits (N, 2, T, T)}``.
     The model runs on one thread of its own, whichever thread calls: reading threads may
-    share one predictor while the device runs one batch at a time.
+    share one predictor while the device runs one batch at a time. ``tta`` names the
+    views of :data:`TTA_VIEWS` averaged per tile.
     """
 
     def __init__(
@@ -40,7 +50,11 @@ class TilePredictor:
         precision: str = "auto",
         batch_size: int = 16,
         geometry: TileGeometry | None = None,
+        tta: str = "none",
     ) -> None:
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"tta must be one of {', '.join(TTA_VIEWS)}, got {tta!r}")
+        self.views = TTA_VIEWS[tta]
         self.device = torch.device(device or default_device())
         self.precision_choice = resolve_precision(precision, str(self.device))
         self.precision = self.precision_choice.precision
@@ -82,11 +96,22 @@ class TilePredictor:
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
             batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                logits = self.model(batch)["main"]
-            core = logits[:, :, inner, inner].float()
+            core = self._logits(batch)[:, :, inner, inner]
             outputs.append(torch.sigmoid(core).half().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
+
+    def _logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Main-decoder logits (float32), averaged over the test-time views."""
+        total = None
+        for turns, mirror in self.views:
+            view = batch.flip(-1) if mirror else batch
+            view = torch.rot90(view, turns, dims=(-2, -1))
+            with self._autocast():
+                logits = self.model(view.contiguous(memory_format=torch.channels_last))["main"]
+            logits = torch.rot90(logits.float(), -turns, dims=(-2, -1))
+            logits = logits.flip(-1) if mirror else logits
+            total = logits if total is None else total + logits
+        return total / len(self.views)
 
     def predict_region(self, region: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
         """Probabilities for the tile cores of a region read with the margins included.

@@ -50,6 +50,7 @@ class InferSettings:
     model_path: Path
     device: str | None = None
     precision: str = "auto"
+    tta: str = "none"  # predict.TTA_VIEWS
     threshold: float | None = None
     min_distance_um: float | None = None
     mpp: float | str | None = None  # None: the file's; "auto": the file's, else from nuclei
@@ -82,6 +83,7 @@ def load_model(settings: InferSettings) -> LoadedModel:
         device=settings.device,
         precision=settings.precision,
         batch_size=settings.batch_size,
+        tta=settings.tta,
     )
     if settings.compile:
         # Compiled on the first batch of each shape (seconds to minutes): pays off on
