@@ -109,10 +109,11 @@ def score_model(
     radius_um: float,
     out: Path,
     sets: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
 ) -> tuple[dict, list[str]]:
-    """``wsi-ihc evaluate`` of ``model`` on each test set present under ``data`` (or those
-    named in ``sets``), written to ``out/eval-SET``: totalF1 / meanF1 per group, and the
-    commands run."""
+    """``wsi-ihc evaluate`` of ``model`` (with ``options``) on each test set present under
+    ``data`` (or those named in ``sets``), written to ``out/eval-SET``: totalF1 / meanF1 per
+    group, and the commands run."""
     metrics, commands = {}, []
     for name, split in TEST_SETS.items():
         if (sets and name not in sets) or not (data / split.source).is_dir():
@@ -120,7 +121,7 @@ def score_model(
         evaluate = [
             exe, "evaluate", "--model", str(model), "--data", str(split.link(data, work / name)),
             "--radius-um", f"{radius_um * split.misstated:g}", "--out", str(out / f"eval-{name}"),
-            "--quiet",
+            "--quiet", *options,
         ]  # fmt: skip
         run(evaluate)
         commands.append(" ".join(evaluate))

@@ -32,6 +32,7 @@ from wsi_ihc.train.augment import (
     random_crop,
     rotate_flip,
 )
+from wsi_ihc.train.batches import draw_weights
 from wsi_ihc.train.config import VARIANTS, TrainConfig
 from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image
 from wsi_ihc.train.loop import StageSpec, run_stage
@@ -175,14 +176,44 @@ def test_split_is_by_image_seeded_and_disjoint():
     assert [i.name for i in split_by_image(images, 0.2, seed=4)[1]] != [i.name for i in val]
 
 
+def test_each_source_gives_its_share_of_validation_and_one_source_splits_as_before():
+    def image(name: str, source: int, side: int = 4) -> TrainingImage:
+        pixels = np.zeros((side, side, 3), np.uint8)
+        return TrainingImage(name, Path(name), pixels, Cells.empty(), source)
+
+    one = [image(f"t{i}", 0) for i in range(10)]
+    held = np.random.default_rng(3).permutation(10)[:2]
+    assert [i.name for i in split_by_image(one, 0.2, seed=3)[1]] == [f"t{i}" for i in sorted(held)]
+    two = [*one, *(image(f"c{i}", 1) for i in range(3))]
+    for seed in range(5):
+        train, val = split_by_image(two, 0.2, seed=seed)
+        assert sorted(i.source for i in val) == [0, 0, 1]
+        assert sum(i.source == 1 for i in train) == 2
+    lone = [*one, image("only", 1)]  # a one-image source trains, never validates
+    assert "only" in {i.name for i in split_by_image(lone, 0.2, seed=0)[0]}
+
+
+def test_sources_are_drawn_equally_and_images_by_area_within_one():
+    def image(source: int, side: int) -> TrainingImage:
+        pixels = np.zeros((side, side, 3), np.uint8)
+        return TrainingImage("x", Path("x"), pixels, Cells.empty(), source)
+
+    single = [image(0, 10), image(0, 20)]
+    np.testing.assert_array_equal(draw_weights(single), np.array([100, 400]) / 500)
+    mixed = [image(0, 10), image(0, 10), image(0, 20), image(1, 100)]
+    weights = draw_weights(mixed)
+    assert weights.sum() == pytest.approx(1)
+    np.testing.assert_allclose(weights, [1 / 12, 1 / 12, 4 / 12, 1 / 2])
+
+
 # --- model and loop -------------------------------------------------------------------------
 
 
 def tiny_config(tmp_path: Path, variant: str = "full") -> TrainConfig:
     return TrainConfig(
-        data=tmp_path,
+        data=(tmp_path,),
         out=tmp_path / "run",
-        data_mpp=0.5,
+        data_mpp=(0.5,),
         model_mpp=0.5,
         encoder="resnet18",
         encoder_weights=None,
@@ -291,9 +322,9 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(main_run: Path, 
     trained_f1 = record["result"]["val"]["score"]
 
     config = TrainConfig(
-        data=tiles,
+        data=(tiles,),
         out=main_run,
-        data_mpp=0.5,
+        data_mpp=(0.5,),
         model_mpp=0.5,
         encoder="resnet18",
         encoder_weights=None,
@@ -326,6 +357,27 @@ def test_checkpoint_has_a_filled_card_and_loads_main_only(main_run: Path):
     default = (val["f1_positive"] + val["f1_other"] + val["f1_agnostic"]) / 3
     assert tuned["score"] >= default - 1e-6
     assert record["result"]["crops_per_s"] > 0
+
+
+def test_two_sources_each_at_its_own_pixel_size(tiles: Path, tmp_path: Path):
+    """A second lab's images at 0.25 µm/px beside the 0.5 µm/px tiles: read at the model's
+    pixel size, named apart, both in validation, recorded per folder."""
+    other = tmp_path / "lab2"
+    make_tiles(other, count=3, size_px=256, seed=7, mpp=0.25)
+    out = tmp_path / "run"
+    result = run_cli(
+        "--data", tiles, "--data", other, "--out", out, "--variant", "main", "--epochs", 1,
+        "--iterations-per-epoch", 2, *TINY,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["data"] == [str(tiles), str(other)]
+    assert record["config"]["data_mpp"] == [0.5, 0.25] and record["config"]["model_mpp"] == 0.5
+    val = record["split"]["val"]
+    assert any(name.startswith("lab2-") for name in val)
+    assert any(name.startswith(f"{tiles.name}-") for name in val)
+    assert len(record["split"]["train"]) + len(val) == 9
+    assert read_card(out / "model.ckpt").training["data"] == [str(tiles), str(other)]
 
 
 def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Path, tmp_path: Path):

@@ -82,9 +82,9 @@ def demo(
         f"2/5 training a resnet18 model ({variant}, {epochs} epochs, {device}) -> {out / 'run'}"
     )
     config = TrainConfig(
-        data=out / "tiles",
+        data=(out / "tiles",),
         out=out / "run",
-        data_mpp=mpp,
+        data_mpp=(mpp,),
         model_mpp=0.5,
         encoder="resnet18",
         encoder_weights=None,

@@ -20,9 +20,12 @@ from wsi_ihc.cli.options import (
     "--data",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
+    multiple=True,
     help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/, "
     "and/or slides (NAME.svs, .ndpi, ...) with a QuPath NAME.geojson: points, and "
-    "rectangles/polygons around the annotated regions.",
+    "rectangles/polygons around the annotated regions. Repeat for several sources (labs, "
+    "scanners), each with its own dataset.json pixel size: each is drawn equally often "
+    "and gives its share of validation images.",
 )
 @click.option(
     "--out",
@@ -138,7 +141,7 @@ from wsi_ihc.cli.options import (
 )
 @quiet_option
 def train(
-    data: Path,
+    data: tuple[Path, ...],
     out: Path,
     encoder: str | None,
     init_spec: str | None,
@@ -164,7 +167,8 @@ def train(
     stain_vector_jitter: float,
     quiet: bool,
 ) -> None:
-    """Train on annotated images in DATA and write the best model to OUT/model.ckpt.
+    """Train on the annotated images of each --data folder and write the best model to
+    OUT/model.ckpt.
 
     Variant full first trains a prior model for --prior-epochs (cached in OUT/prior/),
     then the three-decoder network; the best epoch by validation F1 is kept and its
@@ -181,18 +185,24 @@ def train(
     from wsi_ihc.train.run import train as run_training
 
     setup_logging(quiet)
-    if not data.is_dir():
-        raise ConfigError(f"{data}: training data folder not found")
-    slides = list_annotated_slides(data)
-    images = list_annotated(data, required=not slides)
-    data_mpp = folder_mpp(data, mpp) if images else None
+    data_mpp, slides = [], []
+    for folder in data:
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: training data folder not found")
+        folder_slides = list_annotated_slides(folder)
+        images = list_annotated(folder, required=not folder_slides)
+        data_mpp.append(folder_mpp(folder, mpp) if images else None)
+        slides += folder_slides
     init = None if init_spec is None else resolve_model(init_spec).path
     start = read_card(init) if init is not None else None
     config = TrainConfig(
         data=data,
         out=out,
-        data_mpp=data_mpp,
-        model_mpp=model_mpp or (start and start.mpp) or data_mpp or slide_mpp(slides[0]),
+        data_mpp=tuple(data_mpp),
+        model_mpp=model_mpp
+        or (start and start.mpp)
+        or next((m for m in data_mpp if m), None)
+        or slide_mpp(slides[0]),
         encoder=encoder or (start.network.encoder if start else "resnet101"),
         init=init,
         encoder_weights=None if encoder_weights == "none" else encoder_weights,

@@ -31,6 +31,17 @@ class BatchSpec:
     decoders: tuple[str, ...]
 
 
+def draw_weights(images: Sequence[TrainingImage]) -> np.ndarray:
+    """Probability of drawing each image: every source (``--data`` folder) equally often,
+    and within one, in proportion to area, so every region of a source is equally likely
+    to be seen and three large images of one lab do not drown eighteen small tiles of
+    another."""
+    areas = np.array([img.image.shape[0] * img.image.shape[1] for img in images], np.float64)
+    sources = np.array([img.source for img in images])
+    source_area = np.array([areas[sources == s].sum() for s in sources])
+    return areas / source_area / len(np.unique(sources))
+
+
 def sample_batch(
     images: Sequence[TrainingImage],
     priors: Sequence[np.ndarray] | None,
@@ -39,14 +50,12 @@ def sample_batch(
 ) -> dict[str, torch.Tensor]:
     """``image`` (N,3,H,W) normalised, ``circle`` (N,2,H,W) and, per decoder, its target.
 
-    Images are drawn with probability proportional to their area, so every region of
-    the data is equally likely to be seen. ``priors`` (one (H, W) float32 map per image,
+    Images are drawn with :func:`draw_weights`. ``priors`` (one (H, W) float32 map per image,
     probabilities) are given exactly when the prior decoder is trained.
     """
     if (priors is not None) != ("prior" in spec.decoders):
         raise ValueError("tissue priors must be given exactly when the prior decoder is trained")
-    areas = np.array([img.image.shape[0] * img.image.shape[1] for img in images], np.float64)
-    picks = rng.choice(len(images), size=spec.batch_size, p=areas / areas.sum())
+    picks = rng.choice(len(images), size=spec.batch_size, p=draw_weights(images))
     crops, circles, dynamics, prior_maps = [], [], [], []
     for index in picks:
         source = images[index]

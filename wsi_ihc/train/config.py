@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,15 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 class TrainConfig:
     """One training recipe. Sizes a user sets are in µm; ``crop_px`` is at ``model_mpp``.
 
-    ``iterations_per_epoch`` None means one pass over the training area:
-    ceil(train pixels / (crop_px² · batch_size)) at the model's mpp.
+    ``data`` holds one or more annotated folders (sources), ``data_mpp`` the pixel size of
+    each one's plain images (None for a folder of slides only). ``iterations_per_epoch``
+    None means one pass over the training area: ceil(train pixels / (crop_px² ·
+    batch_size)) at the model's mpp.
     """
 
-    data: Path
+    data: tuple[Path, ...]
     out: Path
-    data_mpp: float | None  # of the plain images; None when the data are slides only
+    data_mpp: tuple[float | None, ...]
     model_mpp: float
     encoder: str = "resnet101"
     encoder_weights: str | None = "imagenet"
@@ -59,7 +62,9 @@ class TrainConfig:
             problems.append(
                 f"--encoder-weights must be imagenet or none, got {self.encoder_weights!r}"
             )
-        if self.model_mpp <= 0 or (self.data_mpp is not None and self.data_mpp <= 0):
+        if not self.data or len(self.data) != len(self.data_mpp):
+            problems.append("one pixel size (or None) per --data folder")
+        if self.model_mpp <= 0 or any(m is not None and m <= 0 for m in self.data_mpp):
             problems.append("--mpp and --model-mpp must be positive")
         if self.epochs < 1 or self.prior_epochs < 1:
             problems.append("--epochs and --prior-epochs must be at least 1")
@@ -89,16 +94,17 @@ class TrainConfig:
         return self.cell_radius_um / self.model_mpp
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in asdict(self).items()
-        }
+        """JSON types only: paths as strings, tuples as lists."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
     def recipe_differences(self, saved: dict[str, Any]) -> list[str]:
         """Options that change what is trained, differing from a saved run's config (a run
-        saved before an option existed had its default)."""
+        saved before an option existed had its default; before several folders, one
+        folder's pixel size)."""
         mine = self.to_json()
         defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        if "data_mpp" in saved and not isinstance(saved["data_mpp"], list):
+            saved = {**saved, "data_mpp": [saved["data_mpp"]]}
         fixed = (
             "encoder",
             "encoder_weights",

@@ -9,8 +9,8 @@ with a QuPath GeoJSON beside them add their annotated regions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -24,12 +24,14 @@ from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells
 
 @dataclass(frozen=True)
 class TrainingImage:
-    """One annotated image at the model's mpp: RGB uint8 (H, W, 3) and its cells (px)."""
+    """One annotated image at the model's mpp: RGB uint8 (H, W, 3), its cells (px) and the
+    index of the ``--data`` folder (source) it came from."""
 
     name: str
     path: Path
     image: np.ndarray
     cells: Cells
+    source: int = 0
 
 
 def resample(image: np.ndarray, cells: Cells, scale: float) -> tuple[np.ndarray, Cells]:
@@ -77,16 +79,49 @@ def load_dataset(
     return images
 
 
+def load_sources(
+    folders: Sequence[Path],
+    data_mpps: Sequence[float | None],
+    model_mpp: float,
+    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+) -> list[TrainingImage]:
+    """:func:`load_dataset` of each folder, its images tagged with the folder's index.
+
+    With several folders the names become FOLDER-NAME, so two sources' ``0.png`` stay
+    apart in the split record and the prior cache.
+    """
+    images = []
+    for index, (folder, mpp) in enumerate(zip(folders, data_mpps, strict=True)):
+        for image in load_dataset(folder, mpp, model_mpp, class_map):
+            name = image.name if len(folders) == 1 else f"{folder.name}-{image.name}"
+            images.append(replace(image, name=name, source=index))
+    names = [image.name for image in images]
+    if len(set(names)) < len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ConfigError(f"{folders[0]}: images named twice across --data folders: {twice[:3]}")
+    return images
+
+
 def split_by_image(
     images: list[TrainingImage], val_fraction: float, seed: int
 ) -> tuple[list[TrainingImage], list[TrainingImage]]:
-    """A seeded (train, validation) split by whole image, so no cell is in both."""
+    """A seeded (train, validation) split by whole image, so no cell is in both.
+
+    Each source gives its own share to validation (a source of one image gives none), so
+    a small lab's images are not all left out of validation, or all in it, by chance.
+    """
     if len(images) < 2:
         raise ConfigError(
             f"need at least 2 annotated images to hold one out for validation, found {len(images)}"
         )
-    n_val = min(len(images) - 1, max(1, round(val_fraction * len(images))))
-    held_out = set(np.random.default_rng(seed).permutation(len(images))[:n_val].tolist())
+    rng = np.random.default_rng(seed)
+    held_out: set[int] = set()
+    for source in sorted({image.source for image in images}):
+        members = [i for i, image in enumerate(images) if image.source == source]
+        n_val = min(len(members) - 1, max(1, round(val_fraction * len(members))))
+        held_out |= {members[j] for j in rng.permutation(len(members))[:n_val].tolist()}
+    if not held_out:
+        raise ConfigError("need a --data folder with at least 2 images to hold one out")
     return (
         [img for i, img in enumerate(images) if i not in held_out],
         [img for i, img in enumerate(images) if i in held_out],

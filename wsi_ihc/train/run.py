@@ -22,7 +22,7 @@ from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import parse_class_map
 from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.train.config import TrainConfig
-from wsi_ihc.train.dataset import load_dataset, split_by_image
+from wsi_ihc.train.dataset import load_sources, split_by_image
 from wsi_ihc.train.stages import MainResult, main_stage, prior_stage
 
 
@@ -40,7 +40,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     began = time.perf_counter()
     device = torch.device(config.device)
     precision = resolve_precision(config.precision, str(device))
-    images = load_dataset(
+    images = load_sources(
         config.data, config.data_mpp, config.model_mpp, parse_class_map(config.class_map)
     )
     train_images, val_images = split_by_image(images, config.val_fraction, config.seed)

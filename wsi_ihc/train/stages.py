@@ -241,7 +241,7 @@ def _with_training(
         "variant": config.variant,
         "epochs": config.epochs,
         "prior_epochs": config.prior_epochs if "prior" in config.decoders else None,
-        "data": str(config.data),
+        "data": [str(folder) for folder in config.data],
         "seed": config.seed,
         "init": None if config.init is None else str(config.init),
         "crop_px": config.crop_px,
