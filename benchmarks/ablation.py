@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from wsi_ihc.reference_data import BCDATA_TRAIN, TEST_SETS
+from wsi_ihc.reference_data import TEST_SETS, TRAIN_SETS
 
 VARIANTS = ("main", "main+dynamic", "full")
 GROUPS = ("positive", "other", "agnostic")
@@ -51,9 +51,16 @@ def recipe(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "prior_epochs": args.prior_epochs,
         "iterations_per_epoch": args.iterations_per_epoch,
-        "mpp": BCDATA_TRAIN.mpp,
+        "mpp": TRAIN_SETS[args.train_sets.split(",")[0]].mpp,
         "extra": args.extra,
+        "train_sets": args.train_sets,
     }
+
+
+def same_recipe(saved: dict, args: argparse.Namespace) -> bool:
+    """Whether a recorded run used this recipe (runs recorded before ``train_sets`` existed
+    trained on BCData 0-17)."""
+    return {"train_sets": "bcdata-0-17", **saved} == recipe(args)
 
 
 def finished(folder: Path) -> bool:
@@ -68,11 +75,16 @@ def run_dir(args: argparse.Namespace, variant: str, seed: int) -> Path:
 
 
 def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work: Path) -> dict:
-    """Train one variant and seed on BCData 0-17 (resuming a started run); its record."""
-    train_dir = BCDATA_TRAIN.link(args.data, work / "bcdata-0-17")
+    """Train one variant and seed on the recipe's training sets, each one ``--data`` source
+    (resuming a started run); its record."""
+    sources = [
+        arg
+        for name in args.train_sets.split(",")
+        for arg in ("--data", str(TRAIN_SETS[name].link(args.data, work / name)))
+    ]
     folder = run_dir(args, variant, seed)
     train = [
-        exe, "train", "--data", str(train_dir), "--out", str(folder),
+        exe, "train", *sources, "--out", str(folder),
         "--encoder", args.encoder, "--encoder-weights", "none", "--variant", variant,
         "--epochs", str(args.epochs), "--prior-epochs", str(args.prior_epochs),
         "--iterations-per-epoch", str(args.iterations_per_epoch),
@@ -232,6 +244,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior-epochs", type=int, default=4)
     parser.add_argument("--iterations-per-epoch", type=int, default=50)
     parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
+    parser.add_argument(
+        "--train-sets",
+        default="bcdata-0-17",
+        help=f"training sources, comma-separated, of: {', '.join(TRAIN_SETS)}",
+    )
 
 
 def main() -> None:
@@ -265,7 +282,7 @@ def main() -> None:
                 path = result_path(args, variant, seed)
                 if path.exists():
                     saved = json.loads(path.read_text())
-                    if saved["recipe"] != recipe(args):
+                    if not same_recipe(saved["recipe"], args):
                         sys.exit(f"{path}: recorded with another recipe; use another --study")
                     print(f"recorded: {path.name}", flush=True)
                     continue

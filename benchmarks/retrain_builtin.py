@@ -22,9 +22,16 @@ import ablation
 
 from wsi_ihc.model.builtin import DEFAULT, export_builtin
 from wsi_ihc.model.checkpoint import read_card
-from wsi_ihc.reference_data import BCDATA_TRAIN, TEST_SETS
+from wsi_ihc.reference_data import TEST_SETS, TRAIN_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"
+#: What the card says of each training source, its origin and terms.
+TRAINING_DATA = {
+    "bcdata-0-17": "BCData tiles 0-17 (18 tiles of 640², Ki-67 breast cancer, Huang et al., "
+    "MICCAI 2020, as redistributed by BioAITeam/ki67-closed-vlm-benchmarking; no licence given)",
+    "camera-train": "ki67-camera's 3 training images (2 patients; another lab's microscope "
+    "camera photos, AntoineRouland/ki67; no licence given; read at 0.1 µm/px)",
+}
 
 
 def ruler(checkpoint: Path, args: argparse.Namespace, work: Path) -> float | None:
@@ -36,8 +43,9 @@ def ruler(checkpoint: Path, args: argparse.Namespace, work: Path) -> float | Non
     from wsi_ihc.train.dataset import load_dataset
     from wsi_ihc.train.stages import nucleus_radius_um
 
-    train = BCDATA_TRAIN.link(args.data, work / "bcdata-0-17")
-    return nucleus_radius_um(load_dataset(train, BCDATA_TRAIN.mpp, card.mpp), card.mpp)
+    first = args.train_sets.split(",")[0]
+    train = TRAIN_SETS[first].link(args.data, work / first)
+    return nucleus_radius_um(load_dataset(train, TRAIN_SETS[first].mpp, card.mpp), card.mpp)
 
 
 def portable(command: str) -> str:
@@ -53,7 +61,7 @@ def model_card(result: dict, card, command: str) -> str:
     """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
     recipe = result["recipe"]
     rows = [
-        f"| {name} ({TEST_SETS[name].mpp} µm/px) | "
+        f"| {name} ({TEST_SETS[name].stated_mpp:g} µm/px) | "
         + " | ".join(f"{scores[g]['total_f1']:.3f}" for g in ablation.GROUPS)
         + " |"
         for name, scores in result["metrics"].items()
@@ -75,9 +83,9 @@ def model_card(result: dict, card, command: str) -> str:
             f" epochs x {recipe['iterations_per_epoch']} iterations of {recipe['batch_size']}"
             f" x {recipe['crop_px']}² crops (prior stage {recipe['prior_epochs']} epochs),"
             " from scratch (no pretrained weights), on a CPU.",
-            "- Training data: BCData tiles 0-17 (18 tiles of 640², Ki-67 breast cancer, Huang"
-            " et al., MICCAI 2020, as redistributed by BioAITeam/ki67-closed-vlm-benchmarking;"
-            " no licence given): research and benchmark use only, and so is this model.",
+            "- Training data: "
+            + "; ".join(TRAINING_DATA[name] for name in recipe["train_sets"].split(","))
+            + ": research and benchmark use only, and so is this model.",
             "",
             f"## Metrics (totalF1 at r = {result['radius_um']} µm, held-out images only)",
             "",
@@ -86,7 +94,9 @@ def model_card(result: dict, card, command: str) -> str:
             *rows,
             "",
             "BCData 18-25: the same lab as the training data. ki67-camera test: another lab's",
-            "camera photos (no recorded pixel size; 0.1 µm/px estimated from its nuclei).",
+            "camera photos (no recorded pixel size; read at 0.1 µm/px, chosen on its training",
+            "images). The mpp0.8x/1.25x rows state BCData 18-25's pixel size 0.8x/1.25x the",
+            "true one (as a scanner that records it wrong).",
             "Reproduce: `python benchmarks/retrain_builtin.py --data ../shared/data` (retrains,",
             "exports, scores) or score this file with",
             f"`{portable(result['commands'][-1].split(' --out ')[0])}`",

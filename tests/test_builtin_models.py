@@ -89,13 +89,17 @@ def test_infer_without_model_uses_the_default_and_says_so(
 def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
     bcdata_dir: Path, tmp_path: Path
 ) -> None:
-    """The one command that rebuilds a built-in: train, export float16, score the export."""
+    """The one command that rebuilds a built-in: train on both sources, export float16, score
+    the export."""
+    if not (bcdata_dir.parent / "ki67-camera").is_dir():
+        pytest.skip(f"{bcdata_dir.parent / 'ki67-camera'} is absent (see ../shared/data/README.md)")
     command = [
         sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"),
         "--data", str(bcdata_dir.parent), "--name", "tiny", "--out-dir", str(tmp_path / "models"),
         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
         "--variant", "main", "--epochs", "1", "--iterations-per-epoch", "2", "--crop-px", "64",
         "--batch-size", "2", "--test-sets", "bcdata-18-25",
+        "--train-sets", "bcdata-0-17,camera-train",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -108,3 +112,7 @@ def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
         assert str(handle.get_slice("encoder.conv1.weight").get_dtype()) == "F16"
     card = (tmp_path / "models" / "tiny.md").read_text()
     assert "research" in card and "Diagnosis" in card and "bcdata-18-25" in card
+    assert "BCData tiles 0-17" in card and "ki67-camera's 3 training images" in card
+    config = json.loads((tmp_path / "runs" / "tiny" / "main-seed0" / "config.json").read_text())
+    assert len(config["config"]["data"]) == 2
+    assert any(name.startswith("camera-train-") for name in config["split"]["train"])

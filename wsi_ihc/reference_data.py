@@ -68,6 +68,9 @@ BCDATA_TEST = Split("bcdata", tuple(str(i) for i in range(18, 26)), BCDATA_MPP)
 CAMERA_TRAIN = Split("ki67-camera", ("1309620-A2-27", "1309620-A2-28", "8682421-A3-26"), CAMERA_MPP)
 CAMERA_TEST = Split("ki67-camera", ("1329941-B3-25", "1329941-B3-26"), CAMERA_MPP)
 
+#: Sets a model may be trained on, by the name recipes use; each is one ``--data`` source.
+TRAIN_SETS = {"bcdata-0-17": BCDATA_TRAIN, "camera-train": CAMERA_TRAIN}
+
 #: Held-out sets every reported model is scored on, by the name results use; the last two
 #: are BCData 18-25 with its pixel size given as 0.8× and 1.25× the true one.
 TEST_SETS = {
