@@ -7,6 +7,7 @@ crops and a handful of iterations, on the CPU.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from dataclasses import replace
@@ -272,6 +273,35 @@ def test_a_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_state(tmp
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_cosine_schedule_falls_to_one_percent_and_resumes_on_the_same_curve(tmp_path: Path):
+    def stage(folder: Path, epochs: int, resume: bool) -> list[float]:
+        torch.manual_seed(0)
+        model = Tiny()
+        spec = StageSpec(
+            "train", folder, epochs=epochs, iterations=1, device=torch.device("cpu"),
+            precision="fp32", quiet=True, lr_schedule="cosine",
+        )  # fmt: skip
+        run_stage(
+            spec,
+            model,
+            torch.optim.Adam(model.parameters(), lr=1e-3),
+            lambda rng: {"image": torch.from_numpy(rng.random((2, 3, 8, 8), np.float32))},
+            lambda outputs, batch: {"total": outputs["main"].float().mean()},
+            np.random.default_rng(0),
+            resume=resume,
+        )
+        return [float(r["lr"]) for r in rows(folder / "metrics.csv")]
+
+    straight = stage(tmp_path / "a", 5, resume=False)
+    assert straight[0] == pytest.approx(1e-3) and straight[-1] == pytest.approx(1e-5)
+    assert straight[2] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
+    assert all(a > b for a, b in itertools.pairwise(straight))
+    stage(tmp_path / "b", 2, resume=False)
+    # The schedule follows the stage's epochs: resuming a 2-epoch run to 5 gives the same
+    # rates from epoch 3 on as the straight 5-epoch run.
+    assert stage(tmp_path / "b", 5, resume=True)[2:] == pytest.approx(straight[2:])
 
 
 # --- runs through the CLI ---------------------------------------------------------------------

@@ -118,6 +118,13 @@ from wsi_ihc.cli.options import (
     help="A detection within this distance of a same-class point is a hit (validation).",
 )
 @click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="Learning rate over each stage: the paper's constant 1e-3, or cosine down to 1 %.",
+)
+@click.option(
     "--scale-jitter",
     type=float,
     default=0.1,
@@ -162,6 +169,7 @@ def train(
     class_map: str | None,
     cell_radius_um: float,
     match_radius_um: float,
+    lr_schedule: str,
     scale_jitter: float,
     stain_jitter: float,
     stain_vector_jitter: float,
@@ -219,6 +227,7 @@ def train(
         class_map=class_map,
         cell_radius_um=cell_radius_um,
         match_radius_um=match_radius_um,
+        lr_schedule=lr_schedule,
         scale_jitter=scale_jitter,
         stain_jitter=stain_jitter,
         stain_vector_jitter=stain_vector_jitter,

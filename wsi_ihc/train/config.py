@@ -50,6 +50,7 @@ class TrainConfig:
     scale_jitter: float = 0.1  # crops zoomed by U(1 ± s): pixel sizes a little off still count
     stain_jitter: float = 0.05  # each stain's amount × U(1 ± s) + U(± s/5)
     stain_vector_jitter: float = 0.0  # N(0, σ) on each stain's colour (another lab's hue)
+    lr_schedule: str = "constant"  # or "cosine" (to 1 % over each stage's epochs)
     init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class TrainConfig:
             problems.append("--cell-radius-um and --match-radius-um must be positive")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.stain_jitter < 1:
             problems.append("--scale-jitter and --stain-jitter must lie in [0, 1)")
+        if self.lr_schedule not in ("constant", "cosine"):
+            problems.append(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.stain_vector_jitter < 0:
             problems.append("--stain-vector-jitter must not be negative")
         if problems:
@@ -121,6 +124,7 @@ class TrainConfig:
             "scale_jitter",
             "stain_jitter",
             "stain_vector_jitter",
+            "lr_schedule",
         )
         return [
             f"{key}: {saved.get(key, defaults.get(key))!r} -> {mine[key]!r}"

@@ -43,6 +43,7 @@ class StageSpec:
     device: torch.device
     precision: str  # resolved: bf16, fp16 or fp32
     quiet: bool = False
+    lr_schedule: str = "constant"  # or "cosine": see _schedule_lr
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def run_stage(
     crops, seconds = 0, 0.0
     for epoch in range(start + 1, spec.epochs + 1):
         began = time.perf_counter()
+        _schedule_lr(optimizer, spec, epoch)
         terms, epoch_crops = _train_epoch(
             spec, epoch, model, optimizer, scaler, sample, loss_fn, rng
         )
@@ -107,6 +109,19 @@ def run_stage(
                 f"{score}, {row['crops_per_s']} crops/s, {row['seconds']} s"
             )
     return StageResult(best["epoch"], best["metrics"], crops / seconds if seconds else 0.0)
+
+
+def _schedule_lr(optimizer: torch.optim.Optimizer, spec: StageSpec, epoch: int) -> None:
+    """Cosine: the rate falls from the optimiser's initial one to 1 % of it over the
+    stage's epochs, set at each epoch's start from the epoch alone, so a resumed run
+    follows the same curve. Constant leaves the rate alone."""
+    if spec.lr_schedule == "constant":
+        return
+    progress = (epoch - 1) / max(spec.epochs - 1, 1)
+    factor = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+        group["lr"] = group["initial_lr"] * factor
 
 
 def _train_epoch(
