@@ -30,9 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-from wsi_ihc.reference_data import TEST_SETS, TRAIN_SETS
+from wsi_ihc.reference_data import CHOOSING_SETS, TEST_SETS, TRAIN_SETS
 
 VARIANTS = ("main", "main+dynamic", "full")
+#: What a run is scored on: the test sets, and the choosing sets it did not train on.
+SCORED = {**TEST_SETS, **CHOOSING_SETS}
 GROUPS = ("positive", "other", "agnostic")
 HERE = Path(__file__).resolve().parent
 
@@ -120,15 +122,15 @@ def score_model(
     work: Path,
     radius_um: float,
     out: Path,
-    sets: tuple[str, ...] = (),
+    sets: tuple[str, ...],
     options: tuple[str, ...] = (),
 ) -> tuple[dict, list[str]]:
-    """``wsi-ihc evaluate`` of ``model`` (with ``options``) on each test set present under
-    ``data`` (or those named in ``sets``), written to ``out/eval-SET``: totalF1 / meanF1 per
+    """``wsi-ihc evaluate`` of ``model`` (with ``options``) on each set of ``sets`` (names of
+    :data:`SCORED`) present under ``data``, written to ``out/eval-SET``: totalF1 / meanF1 per
     group, and the commands run."""
     metrics, commands = {}, []
-    for name, split in TEST_SETS.items():
-        if (sets and name not in sets) or not (data / split.source).is_dir():
+    for name, split in SCORED.items():
+        if name not in sets or not (data / split.source).is_dir():
             continue
         evaluate = [
             exe, "evaluate", "--model", str(model), "--data", str(split.link(data, work / name)),
@@ -178,7 +180,7 @@ def table(studies: str) -> str:
         return f"(no results recorded for {studies})"
     columns = [
         (name, group)
-        for name, split in TEST_SETS.items()
+        for name, split in SCORED.items()
         for group in (GROUPS if split.misstated == 1 else ("agnostic",))
     ]
     lines = [
@@ -204,7 +206,12 @@ def table(studies: str) -> str:
 def _current(result: dict, test_set: str) -> bool:
     """Scored on ``test_set`` at the pixel size it is stated at now (see --rescore)."""
     scored = result["metrics"].get(test_set)
-    return scored is not None and scored.get("mpp") == TEST_SETS[test_set].stated_mpp
+    return scored is not None and scored.get("mpp") == SCORED[test_set].stated_mpp
+
+
+def scored_sets(train_sets: str) -> tuple[str, ...]:
+    """The sets a run trained on ``train_sets`` (comma-separated) is scored on."""
+    return tuple(name for name in SCORED if name not in train_sets.split(","))
 
 
 def rescore(args: argparse.Namespace, exe: str) -> None:
@@ -212,7 +219,8 @@ def rescore(args: argparse.Namespace, exe: str) -> None:
     run's weights must still be in --runs)."""
     for path in sorted((HERE / "studies" / args.study).glob("*.json")):
         result = json.loads(path.read_text())
-        stale = tuple(name for name in TEST_SETS if not _current(result, name))
+        train_sets = result["recipe"].get("train_sets", "bcdata-0-17")
+        stale = tuple(name for name in scored_sets(train_sets) if not _current(result, name))
         folder = run_dir(args, result["variant"], result["seed"])
         if not stale or not (folder / "model.ckpt").exists():
             continue
@@ -289,8 +297,9 @@ def main() -> None:
                 result = train_run(args, exe, variant, seed, work)
                 folder = run_dir(args, variant, seed)
                 metrics, commands = score_model(
-                    exe, folder / "model.ckpt", args.data, work, args.radius_um, folder
-                )
+                    exe, folder / "model.ckpt", args.data, work, args.radius_um, folder,
+                    scored_sets(args.train_sets),
+                )  # fmt: skip
                 result.update(metrics=metrics, commands=[*result["commands"], *commands])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 partial = path.with_suffix(".partial")

@@ -22,7 +22,7 @@ import ablation
 
 from wsi_ihc.model.builtin import DEFAULT, export_builtin
 from wsi_ihc.model.checkpoint import read_card
-from wsi_ihc.reference_data import TEST_SETS, TRAIN_SETS
+from wsi_ihc.reference_data import TRAIN_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"
 #: What the card says of each training source, its origin and terms.
@@ -61,7 +61,7 @@ def model_card(result: dict, card, command: str) -> str:
     """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
     recipe = result["recipe"]
     rows = [
-        f"| {name} ({TEST_SETS[name].stated_mpp:g} µm/px) | "
+        f"| {name} ({ablation.SCORED[name].stated_mpp:g} µm/px) | "
         + " | ".join(f"{scores[g]['total_f1']:.3f}" for g in ablation.GROUPS)
         + " |"
         for name, scores in result["metrics"].items()
@@ -123,7 +123,9 @@ def main() -> None:
     parser.add_argument("--variant", default="full")
     parser.add_argument("--seed", type=int, default=0)
     ablation.add_recipe_args(parser)
-    parser.add_argument("--test-sets", default=",".join(TEST_SETS), help="scored after export")
+    parser.add_argument(
+        "--test-sets", help="scored after export [default: every set it did not train on]"
+    )
     args = parser.parse_args()
     args.study = args.name
 
@@ -137,7 +139,9 @@ def main() -> None:
     )
     metrics, commands = ablation.score_model(
         exe, weights, args.data, work, args.radius_um, folder / "float16",
-        tuple(args.test_sets.split(",")),
+        tuple(args.test_sets.split(",")) if args.test_sets else ablation.scored_sets(
+            args.train_sets
+        ),
     )  # fmt: skip
     result.update(
         name=args.name,

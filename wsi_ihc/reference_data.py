@@ -71,6 +71,11 @@ CAMERA_TEST = Split("ki67-camera", ("1329941-B3-25", "1329941-B3-26"), CAMERA_MP
 #: Sets a model may be trained on, by the name recipes use; each is one ``--data`` source.
 TRAIN_SETS = {"bcdata-0-17": BCDATA_TRAIN, "camera-train": CAMERA_TRAIN}
 
+#: Another lab's images a BCData-only model never saw, scored to *choose* among options
+#: meant to carry a model across labs (stain augmentation, a pixel size), so that the test
+#: images never choose anything. Not scored for a model trained on them.
+CHOOSING_SETS = {"camera-train": CAMERA_TRAIN}
+
 #: Held-out sets every reported model is scored on, by the name results use; the last two
 #: are BCData 18-25 with its pixel size given as 0.8× and 1.25× the true one.
 TEST_SETS = {
