@@ -195,7 +195,7 @@ def table(studies: str) -> str:
             if not rows:
                 continue
             cells = [
-                _mean_sd([r["metrics"][s][g]["total_f1"] for r in rows if _current(r, s)])
+                mean_sd([r["metrics"][s][g]["total_f1"] for r in rows if _current(r, s)])
                 for s, g in columns
             ]
             seeds = ",".join(str(r["seed"]) for r in rows)
@@ -234,7 +234,7 @@ def rescore(args: argparse.Namespace, exe: str) -> None:
         print(f"rescored {path.name}: {', '.join(stale)}", flush=True)
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
     if not values:
         return ""
     if len(values) == 1:

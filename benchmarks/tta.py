@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ablation import GROUPS, HERE, VARIANTS, machine, score_model
+from ablation import GROUPS, HERE, VARIANTS, machine, mean_sd, score_model
 
 MODES = ("flips", "d4")
 SETS = ("bcdata-18-25", "camera-test")
@@ -61,10 +61,7 @@ def table(study: str, variants: list[str]) -> str:
                 continue
             cells = []
             for s, g in columns:
-                values = [r["metrics"][s][g]["total_f1"] for r in rows]
-                cell = f"{statistics.mean(values):.3f}"
-                if len(values) > 1:
-                    cell += f" ± {statistics.stdev(values):.3f}"
+                cell = mean_sd([r["metrics"][s][g]["total_f1"] for r in rows])
                 if mode != "none":
                     change = statistics.mean(
                         r["metrics"][s][g]["total_f1"]
