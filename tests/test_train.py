@@ -28,6 +28,7 @@ from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.synth import make_tiles
 from wsi_ihc.train.augment import (
     AugmentConfig,
+    degrade,
     jitter_colour,
     perturbed_stains,
     random_crop,
@@ -126,6 +127,26 @@ def test_colour_jitter_keeps_range_and_changes_stain():
     )
     assert crop.image.dtype == np.float32 and crop.image.min() >= 0 and crop.image.max() <= 1
     assert np.abs(crop.image - image / 255).mean() > 1e-3
+
+
+def test_blur_and_jpeg_degrade_crops_and_off_they_draw_nothing():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    off = AugmentConfig(crop_px=64)
+    state = rng.bit_generator.state
+    assert degrade(image, off, rng) is not None and rng.bit_generator.state == state
+    np.testing.assert_array_equal(degrade(image, off, rng), image)
+
+    def detail(pixels: np.ndarray) -> float:  # high-frequency energy
+        return float(np.abs(np.diff(pixels.astype(np.float32), axis=1)).mean())
+
+    blurred = [
+        degrade(image, replace(off, blur_sigma=3.0), np.random.default_rng(k)) for k in range(8)
+    ]
+    assert min(detail(b) for b in blurred) < 0.5 * detail(image)
+    assert all(b.dtype == np.uint8 and b.shape == image.shape for b in blurred)
+    squeezed = degrade(image, replace(off, jpeg_quality=20), np.random.default_rng(1))
+    assert squeezed.shape == image.shape and np.abs(squeezed.astype(int) - image).mean() > 5
 
 
 def test_stain_vector_jitter_changes_hue_and_zero_keeps_the_stains():

@@ -146,6 +146,20 @@ from wsi_ihc.cli.options import (
     show_default=True,
     help="N(0, sigma) added to each stain's colour before recombining: another lab's hue.",
 )
+@click.option(
+    "--blur-sigma-um",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Each crop is blurred by a Gaussian of sigma ~ U(0, b) µm: camera images, focus.",
+)
+@click.option(
+    "--jpeg-quality",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Below 100, each crop is re-encoded as JPEG of quality U(q, 100): exported images.",
+)
 @quiet_option
 def train(
     data: tuple[Path, ...],
@@ -173,6 +187,8 @@ def train(
     scale_jitter: float,
     stain_jitter: float,
     stain_vector_jitter: float,
+    blur_sigma_um: float,
+    jpeg_quality: int,
     quiet: bool,
 ) -> None:
     """Train on the annotated images of each --data folder and write the best model to
@@ -231,6 +247,8 @@ def train(
         scale_jitter=scale_jitter,
         stain_jitter=stain_jitter,
         stain_vector_jitter=stain_vector_jitter,
+        blur_sigma_um=blur_sigma_um,
+        jpeg_quality=jpeg_quality,
     )
     summary = run_training(config, resume=resume, quiet=quiet)
     result = summary.result

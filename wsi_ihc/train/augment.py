@@ -26,7 +26,9 @@ class AugmentConfig:
     U(± hed_shift); ``stain_vector_jitter`` σ adds N(0, σ) to each component of each
     stain's optical-density colour before the image is recombined (another lab's
     haematoxylin is bluer or greyer, its DAB redder or darker: a change of hue that scaling
-    the amounts cannot make); ``brightness`` and ``contrast`` are fractions of the full range.
+    the amounts cannot make); ``brightness`` and ``contrast`` are fractions of the full range;
+    ``blur_sigma`` b blurs each crop with a Gaussian of σ ~ U(0, b) px (a camera or a scanner
+    out of focus); ``jpeg_quality`` q < 100 re-encodes each crop as JPEG of quality U(q, 100).
     """
 
     crop_px: int
@@ -37,6 +39,8 @@ class AugmentConfig:
     stain_vector_jitter: float = 0.0
     brightness: float = 0.08
     contrast: float = 0.1
+    blur_sigma: float = 0.0
+    jpeg_quality: int = 100
 
     def __post_init__(self) -> None:
         if self.crop_px < 16:
@@ -45,6 +49,8 @@ class AugmentConfig:
             raise ValueError(f"scale_jitter must lie in [0, 1), got {self.scale_jitter}")
         if not (0 <= self.hed_scale < 1 and self.hed_shift >= 0 and self.stain_vector_jitter >= 0):
             raise ValueError("stain jitter must be non-negative, its scale below 1")
+        if self.blur_sigma < 0 or not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("blur_sigma must be non-negative and jpeg_quality in [1, 100]")
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,22 @@ def random_crop(
         crop, maps, moved = rotate_flip(
             crop, maps, moved, int(rng.integers(0, 4)), bool(rng.integers(0, 2))
         )
+    crop = degrade(crop, config, rng)
     return Crop(jitter_colour(crop, config, rng), np.ascontiguousarray(maps, np.float32), moved)
+
+
+def degrade(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Optics and compression: Gaussian blur, then JPEG re-encoding (uint8 in and out).
+
+    Nothing is drawn from ``rng`` when both are off, so such runs draw as before."""
+    if config.blur_sigma:
+        sigma = rng.uniform(0, config.blur_sigma)
+        image = cv2.GaussianBlur(image, (0, 0), sigma) if sigma >= 0.3 else image
+    if config.jpeg_quality < 100:
+        quality = int(rng.integers(config.jpeg_quality, 101))
+        encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(image)
 
 
 def rotate_flip(

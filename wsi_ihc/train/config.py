@@ -50,6 +50,8 @@ class TrainConfig:
     scale_jitter: float = 0.1  # crops zoomed by U(1 ± s): pixel sizes a little off still count
     stain_jitter: float = 0.05  # each stain's amount × U(1 ± s) + U(± s/5)
     stain_vector_jitter: float = 0.0  # N(0, σ) on each stain's colour (another lab's hue)
+    blur_sigma_um: float = 0.0  # crops blurred by a Gaussian of σ ~ U(0, b) µm
+    jpeg_quality: int = 100  # below 100: crops re-encoded as JPEG of quality U(q, 100)
     lr_schedule: str = "constant"  # or "cosine" (to 1 % over each stage's epochs)
     init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
@@ -83,6 +85,8 @@ class TrainConfig:
             problems.append("--scale-jitter and --stain-jitter must lie in [0, 1)")
         if self.lr_schedule not in ("constant", "cosine"):
             problems.append(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.blur_sigma_um < 0 or not 1 <= self.jpeg_quality <= 100:
+            problems.append("--blur-sigma-um must not be negative, --jpeg-quality lie in 1-100")
         if self.stain_vector_jitter < 0:
             problems.append("--stain-vector-jitter must not be negative")
         if problems:
@@ -125,6 +129,8 @@ class TrainConfig:
             "stain_jitter",
             "stain_vector_jitter",
             "lr_schedule",
+            "blur_sigma_um",
+            "jpeg_quality",
         )
         return [
             f"{key}: {saved.get(key, defaults.get(key))!r} -> {mine[key]!r}"

@@ -114,6 +114,8 @@ def batch_spec(config: TrainConfig, card: ModelCard, decoders: tuple[str, ...]) 
             hed_scale=config.stain_jitter,
             hed_shift=config.stain_jitter / 5,
             stain_vector_jitter=config.stain_vector_jitter,
+            blur_sigma=config.blur_sigma_um / config.model_mpp,
+            jpeg_quality=config.jpeg_quality,
         ),
         cell_radius_px=config.cell_radius_px,
         mean=card.mean,
