@@ -278,11 +278,11 @@ def main() -> None:
         "--rescore", action="store_true", help="score recorded runs again on changed test sets"
     )
     args = parser.parse_args()
+    if (args.rescore or not args.table_only) and args.data is None:
+        parser.error("--data is needed to train or score")
     if args.rescore:
         rescore(args, str(Path(sys.executable).with_name("wsi-ihc")))
     elif not args.table_only:
-        if args.data is None:
-            parser.error("--data is needed to train")
         exe = str(Path(sys.executable).with_name("wsi-ihc"))
         work = args.runs / args.study / "data"
         for seed in (int(s) for s in args.seeds.split(",")):
