@@ -35,7 +35,7 @@ from wsi_ihc.train.augment import (
     rotate_flip,
 )
 from wsi_ihc.train.batches import draw_weights
-from wsi_ihc.train.config import VARIANTS, TrainConfig
+from wsi_ihc.train.config import BEFORE_OPTION, VARIANTS, TrainConfig
 from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image
 from wsi_ihc.train.loop import StageSpec, run_stage
 from wsi_ihc.train.stages import build_model, make_card
@@ -458,12 +458,20 @@ def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Pa
     assert changed.exit_code == 1 and "crop_px" in changed.output
     stained = run_cli(*common, "--epochs", 3, "--resume", "--stain-jitter", 0.3)
     assert stained.exit_code == 1 and "stain_jitter" in stained.output
-    # A run recorded before the augmentation options existed resumes with their defaults.
+    # A run recorded before the augmentation and schedule options existed was trained
+    # without them: it resumes with those values, whatever the defaults are now.
     record = json.loads((out / "config.json").read_text())
-    for key in ("scale_jitter", "stain_jitter", "stain_vector_jitter"):
+    for key in BEFORE_OPTION:
         del record["config"][key]
     (out / "config.json").write_text(json.dumps(record))
-    assert run_cli(*common, "--epochs", 3, "--resume").exit_code == 0
+    legacy = [
+        "--scale-jitter", 0.1, "--stain-jitter", 0.05, "--stain-vector-jitter", 0,
+        "--blur-sigma-um", 0, "--jpeg-quality", 100,
+    ]  # fmt: skip
+    cosine = run_cli(*common, *legacy, "--epochs", 3, "--resume", "--lr-schedule", "cosine")
+    assert cosine.exit_code == 1 and "lr_schedule: 'constant' -> 'cosine'" in cosine.output
+    again = run_cli(*common, *legacy, "--epochs", 3, "--resume", "--lr-schedule", "constant")
+    assert again.exit_code == 0, again.output
 
 
 def test_full_variant_caches_priors_once_and_saves_three_decoders(tiles: Path, tmp_path: Path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,17 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "main": ("main",),
     "main+dynamic": ("main", "dynamic"),
     "full": ("main", "dynamic", "prior"),
+}
+
+
+#: How runs recorded before an option existed were trained, whatever its default is now.
+BEFORE_OPTION: dict[str, Any] = {
+    "scale_jitter": 0.1,
+    "stain_jitter": 0.05,
+    "stain_vector_jitter": 0.0,
+    "blur_sigma_um": 0.0,
+    "jpeg_quality": 100,
+    "lr_schedule": "constant",
 }
 
 
@@ -106,10 +117,9 @@ class TrainConfig:
 
     def recipe_differences(self, saved: dict[str, Any]) -> list[str]:
         """Options that change what is trained, differing from a saved run's config (a run
-        saved before an option existed had its default; before several folders, one
-        folder's pixel size)."""
+        saved before an option existed ran as :data:`BEFORE_OPTION`; before several
+        folders, it had one folder's pixel size)."""
         mine = self.to_json()
-        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
         if "data_mpp" in saved and not isinstance(saved["data_mpp"], list):
             saved = {**saved, "data_mpp": [saved["data_mpp"]]}
         fixed = (
@@ -133,7 +143,7 @@ class TrainConfig:
             "jpeg_quality",
         )
         return [
-            f"{key}: {saved.get(key, defaults.get(key))!r} -> {mine[key]!r}"
+            f"{key}: {saved.get(key, BEFORE_OPTION.get(key))!r} -> {mine[key]!r}"
             for key in fixed
-            if saved.get(key, defaults.get(key)) != mine[key]
+            if saved.get(key, BEFORE_OPTION.get(key)) != mine[key]
         ]
