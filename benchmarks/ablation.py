@@ -56,13 +56,14 @@ def recipe(args: argparse.Namespace) -> dict:
         "mpp": TRAIN_SETS[args.train_sets.split(",")[0]].mpp,
         "extra": args.extra,
         "train_sets": args.train_sets,
+        "lr_schedule": args.lr_schedule,
     }
 
 
 def same_recipe(saved: dict, args: argparse.Namespace) -> bool:
-    """Whether a recorded run used this recipe (runs recorded before ``train_sets`` existed
-    trained on BCData 0-17)."""
-    return {"train_sets": "bcdata-0-17", **saved} == recipe(args)
+    """Whether a recorded run used this recipe (runs recorded before ``train_sets`` and
+    ``lr_schedule`` existed trained on BCData 0-17 at a constant rate)."""
+    return {"train_sets": "bcdata-0-17", "lr_schedule": "constant", **saved} == recipe(args)
 
 
 def finished(folder: Path) -> bool:
@@ -91,7 +92,8 @@ def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work:
         "--epochs", str(args.epochs), "--prior-epochs", str(args.prior_epochs),
         "--iterations-per-epoch", str(args.iterations_per_epoch),
         "--crop-px", str(args.crop_px), "--batch-size", str(args.batch_size),
-        "--seed", str(seed), "--match-radius-um", str(args.radius_um), "--quiet",
+        "--seed", str(seed), "--match-radius-um", str(args.radius_um),
+        "--lr-schedule", args.lr_schedule, "--quiet",
         *args.extra.split(),
     ]  # fmt: skip
     began = time.perf_counter()
@@ -252,6 +254,7 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior-epochs", type=int, default=4)
     parser.add_argument("--iterations-per-epoch", type=int, default=50)
     parser.add_argument("--extra", default="", help="more `wsi-ihc train` options, one string")
+    parser.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"))
     parser.add_argument(
         "--train-sets",
         default="bcdata-0-17",
