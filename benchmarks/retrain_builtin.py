@@ -81,8 +81,15 @@ def model_card(result: dict, card, command: str) -> str:
             f" min distance {card.peak_min_distance_um} µm (tuned on the validation split).",
             f"- Recipe: variant {result['variant']}, seed {result['seed']}, {recipe['epochs']}"
             f" epochs x {recipe['iterations_per_epoch']} iterations of {recipe['batch_size']}"
-            f" x {recipe['crop_px']}² crops (prior stage {recipe['prior_epochs']} epochs),"
-            " from scratch (no pretrained weights), on a CPU.",
+            f" x {recipe['crop_px']}² crops"
+            + (
+                f" (prior stage {recipe['prior_epochs']} epochs)"
+                if result["variant"] == "full"
+                else ""
+            )
+            + f", {recipe.get('lr_schedule', 'constant')} learning rate"
+            + (f", `{recipe['extra']}`" if recipe["extra"] else "")
+            + ", from scratch (no pretrained weights), on a CPU; each source drawn equally often.",
             "- Training data: "
             + "; ".join(TRAINING_DATA[name] for name in recipe["train_sets"].split(","))
             + ": research and benchmark use only, and so is this model.",
