@@ -89,7 +89,8 @@ def model_card(result: dict, card, command: str) -> str:
             )
             + f", {recipe.get('lr_schedule', 'constant')} learning rate"
             + (f", `{recipe['extra']}`" if recipe["extra"] else "")
-            + ", from scratch (no pretrained weights), on a CPU; each source drawn equally often.",
+            + ", from scratch (no pretrained weights), on a CPU"
+            + ("; each source drawn equally often." if "," in recipe["train_sets"] else "."),
             "- Training data: "
             + "; ".join(TRAINING_DATA[name] for name in recipe["train_sets"].split(","))
             + ": research and benchmark use only, and so is this model.",
