@@ -63,7 +63,7 @@ class TrainConfig:
     stain_vector_jitter: float = 0.0  # N(0, σ) on each stain's colour (another lab's hue)
     blur_sigma_um: float = 0.0  # crops blurred by a Gaussian of σ ~ U(0, b) µm
     jpeg_quality: int = 100  # below 100: crops re-encoded as JPEG of quality U(q, 100)
-    lr_schedule: str = "constant"  # or "cosine" (to 1 % over each stage's epochs)
+    lr_schedule: str = "cosine"  # to 1 % over each stage's epochs; or "constant" (the paper's)
     init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
     def __post_init__(self) -> None:
