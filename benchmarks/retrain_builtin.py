@@ -60,6 +60,9 @@ def portable(command: str) -> str:
 def model_card(result: dict, card, command: str) -> str:
     """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
     recipe = result["recipe"]
+    scoring = [c for c in result["commands"] if " evaluate " in c]
+    sources = recipe.get("train_sets", "bcdata-0-17").split(",")
+    labs = "one lab" if len(sources) == 1 else f"{len(sources)} labs"
     rows = [
         f"| {name} ({ablation.SCORED[name].stated_mpp:g} µm/px) | "
         + " | ".join(f"{scores[g]['total_f1']:.3f}" for g in ablation.GROUPS)
@@ -101,20 +104,23 @@ def model_card(result: dict, card, command: str) -> str:
             "| --- | --- | --- | --- |",
             *rows,
             "",
-            "BCData 18-25: the same lab as the training data. ki67-camera test: another lab's",
-            "camera photos (no recorded pixel size; read at 0.1 µm/px, chosen on its training",
+            "BCData 18-25: the same lab as the training data. ki67-camera test: "
+            + (
+                "a patient of the camera lab not trained on"
+                if "camera-train" in sources
+                else "another lab's camera photos"
+            )
+            + " (no recorded pixel size; read at 0.1 µm/px, chosen on its training",
             "images). The mpp0.8x/1.25x rows state BCData 18-25's pixel size 0.8x/1.25x the",
             "true one (as a scanner that records it wrong).",
-            "Reproduce: `python benchmarks/retrain_builtin.py --data ../shared/data` (retrains,",
-            "exports, scores) or score this file with",
-            f"`{portable(result['commands'][-1].split(' --out ')[0])}`",
+            f"Reproduce: `python {command}` (retrains, exports, scores) or score this file with",
+            f"`{portable(scoring[0].split(' --out ')[0])}`",
             "(the data folder: the test split as `wsi_ihc.reference_data` links it).",
-            f"Made by: `{command}`.",
             "",
             "## Not for",
             "",
             "Diagnosis or any clinical decision. It was trained on a nuclear stain (Ki-67) from",
-            "one lab: on cytoplasmic DAB it counts nuclei and their stain, not membranes; on",
+            f"{labs}: on cytoplasmic DAB it counts nuclei and their stain, not membranes; on",
             "another lab's slides check the overlay, and fine-tune (`wsi-ihc train --init`).",
             "",
         ]

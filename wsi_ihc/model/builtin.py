@@ -42,9 +42,15 @@ BUILTINS: dict[str, BuiltinModel] = {
             summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.25 µm/px, BCData 0-17; "
             "research use",
         ),
+        BuiltinModel(
+            name="ki67-r18-v2",
+            sha256="4643c8f413b2520e494064d724054211fc42df625641affd18319b24cc02bcb1",
+            summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.25 µm/px, BCData 0-17 and "
+            "ki67-camera's training images (two labs); research use",
+        ),
     )
 }
-DEFAULT = "ki67-bcdata-r18-v1"
+DEFAULT = "ki67-r18-v2"
 
 
 @dataclass(frozen=True)
