@@ -174,8 +174,10 @@ def result_path(args: argparse.Namespace, variant: str, seed: int) -> Path:
 
 
 def table(studies: str) -> str:
-    """Mean ± sd (over seeds) of totalF1 per study, variant and test set, as Markdown: every
-    group on the test sets, class-agnostic on the misstated-pixel-size ones."""
+    """Mean ± sd (over seeds) per study and variant, as Markdown: the validation score the
+    run chose its epoch by (mean F1 of positive and other on its own split of the training
+    data), then totalF1 of every group on the test sets and the choosing set, class-agnostic
+    on the misstated-pixel-size ones."""
     results = [
         json.loads(p.read_text())
         for study in studies.split(",")
@@ -191,8 +193,10 @@ def table(studies: str) -> str:
     lines = [
         f"totalF1 at r = {results[0]['radius_um']} µm, mean ± sd over seeds",
         "",
-        "| study | variant | seeds | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
+        "| study | variant | seeds | validation | "
+        + " | ".join(f"{s} {g}" for s, g in columns)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(columns),
     ]
     for study in studies.split(","):
         for variant in VARIANTS:
@@ -204,7 +208,10 @@ def table(studies: str) -> str:
                 for s, g in columns
             ]
             seeds = ",".join(str(r["seed"]) for r in rows)
-            lines.append(f"| {study} | {variant} | {seeds} | " + " | ".join(cells) + " |")
+            validation = mean_sd([r["training"]["result"]["val"]["score"] for r in rows])
+            lines.append(
+                f"| {study} | {variant} | {seeds} | {validation} | " + " | ".join(cells) + " |"
+            )
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ def record(recipe: dict, seed: int = 0) -> dict:
         "radius_um": 2.5,
         "metrics": {"bcdata-18-25": {"mpp": 0.25, **groups}},
         "commands": [],
+        "training": {"result": {"val": {"score": 0.7}}},
     }
 
 
@@ -50,7 +51,7 @@ def test_recorded_runs_are_skipped_even_from_before_train_sets(
     run_main(monkeypatch, tmp_path, "--variants", "main", "--seeds", "0,1")
     out = capsys.readouterr().out
     assert "recorded: main-seed0.json" in out and "recorded: main-seed1.json" in out
-    assert "| s | main | 0,1 | 0.550 ± 0.071 |" in out  # mean ± sd over the two seeds
+    assert "| s | main | 0,1 | 0.700 ± 0.000 | 0.550 ± 0.071 |" in out  # mean ± sd over seeds
 
 
 def test_a_record_of_another_recipe_stops_the_study(
