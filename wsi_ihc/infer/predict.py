@@ -96,12 +96,16 @@ class TilePredictor:
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
             batch = ((batch - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-            core = self._logits(batch)[:, :, inner, inner]
+            core = self._logits(batch)[:, :, inner, inner].float()
             outputs.append(torch.sigmoid(core).half().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 2, 0, 0), np.float16)
 
     def _logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Main-decoder logits (float32), averaged over the test-time views."""
+        """Main-decoder logits, averaged (in float32) over the test-time views; without
+        views, as the model gives them, cut and converted by the caller (less to copy)."""
+        if len(self.views) == 1:
+            with self._autocast():
+                return self.model(batch)["main"]
         total = None
         for turns, mirror in self.views:
             view = batch.flip(-1) if mirror else batch
