@@ -190,14 +190,11 @@ def table(studies: str) -> str:
         for name, split in SCORED.items()
         for group in (GROUPS if split.misstated == 1 else ("agnostic",))
     ]
-    lines = [
+    lines = table_head(
         f"totalF1 at r = {results[0]['radius_um']} µm, mean ± sd over seeds",
-        "",
-        "| study | variant | seeds | validation | "
-        + " | ".join(f"{s} {g}" for s, g in columns)
-        + " |",
-        "|---|---|---|---|" + "---|" * len(columns),
-    ]
+        ["study", "variant", "seeds", "validation"],
+        columns,
+    )
     for study in studies.split(","):
         for variant in VARIANTS:
             rows = [r for r in results if r["study"] == study and r["variant"] == variant]
@@ -213,6 +210,13 @@ def table(studies: str) -> str:
                 f"| {study} | {variant} | {seeds} | {validation} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
+
+
+def table_head(title: str, leading: list[str], columns: list[tuple[str, str]]) -> list[str]:
+    """A Markdown table's title and header: the ``leading`` columns, then one per (set,
+    group)."""
+    names = [*leading, *(f"{s} {g}" for s, g in columns)]
+    return [title, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
 
 
 def _current(result: dict, test_set: str) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ablation import GROUPS, HERE, machine, mean_sd, score_model
+from ablation import GROUPS, HERE, machine, mean_sd, score_model, table_head
 
 from wsi_ihc.reference_data import BCDATA_TRAIN, CAMERA_TEST, CAMERA_TRAIN, Split
 
@@ -102,12 +102,11 @@ def table(study: str, variant: str) -> str:
         entry = json.loads(path.read_text())
         rows.setdefault(entry["method"], []).append(entry)
     columns = [(s, g) for s in SETS for g in GROUPS]
-    lines = [
+    lines = table_head(
         f"Stain normalisation to BCData 0-17, {study} {variant}: totalF1 mean ± sd over seeds",
-        "",
-        "| normalisation | seeds | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
-    ]
+        ["normalisation", "seeds"],
+        columns,
+    )
     for method, entries in rows.items():
         cells = []
         for s, g in columns:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ablation import GROUPS, HERE, VARIANTS, machine, mean_sd, score_model
+from ablation import GROUPS, HERE, VARIANTS, machine, mean_sd, score_model, table_head
 
 MODES = ("flips", "d4")
 SETS = ("bcdata-18-25", "camera-test")
@@ -45,12 +45,11 @@ def table(study: str, variants: list[str]) -> str:
     base = {p.stem: json.loads(p.read_text()) for p in (HERE / "studies" / study).glob("*.json")}
     scored = [json.loads(p.read_text()) for p in (HERE / "studies" / f"{study}-tta").glob("*.json")]
     columns = [(s, g) for s in SETS for g in GROUPS]
-    lines = [
+    lines = table_head(
         f"Study {study}, --tta: totalF1 mean ± sd over seeds; Δ = mean paired change vs none",
-        "",
-        "| variant | tta | seeds | " + " | ".join(f"{s} {g}" for s, g in columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
-    ]
+        ["variant", "tta", "seeds"],
+        columns,
+    )
     for variant in variants:
         for mode in ("none", *MODES):
             if mode == "none":
