@@ -36,7 +36,7 @@ from wsi_ihc.train.augment import (
 )
 from wsi_ihc.train.batches import draw_weights
 from wsi_ihc.train.config import BEFORE_OPTION, VARIANTS, TrainConfig
-from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image
+from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image, split_by_region
 from wsi_ihc.train.loop import StageSpec, run_stage
 from wsi_ihc.train.stages import build_model, make_card
 from wsi_ihc.train.validate import f1_scores, probability_maps
@@ -213,6 +213,40 @@ def test_each_source_gives_its_share_of_validation_and_one_source_splits_as_befo
         assert sum(i.source == 1 for i in train) == 2
     lone = [*one, image("only", 1)]  # a one-image source trains, never validates
     assert "only" in {i.name for i in split_by_image(lone, 0.2, seed=0)[0]}
+
+
+def test_region_split_cuts_every_image_into_a_training_part_and_a_validation_band():
+    rng = np.random.default_rng(0)
+    images = []
+    for i, (height, width) in enumerate([(60, 100), (90, 40), (50, 50)]):
+        pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        x, y = rng.uniform(-0.5, width - 0.5, 30), rng.uniform(-0.5, height - 0.5, 30)
+        cells = Cells.from_arrays(x, y, rng.integers(0, 2, 30))
+        images.append(TrainingImage(f"t{i}", Path(f"t{i}.png"), pixels, cells))
+    train, val = split_by_region(images, 0.2, seed=1)
+    assert [i.name[:-2] for i in train] == [i.name[:-2] for i in val] == ["t0", "t1", "t2"]
+    for whole, part, band in zip(images, train, val, strict=True):
+        axis = 0 if whole.image.shape[0] >= whole.image.shape[1] else 1
+        assert band.image.shape[axis] == round(0.2 * whole.image.shape[axis])
+        first, second = (band, part) if band.name.endswith("@0") else (part, band)
+        # Pixels and cells partition the image: put back together, they are the original.
+        np.testing.assert_array_equal(
+            np.concatenate([first.image, second.image], axis=axis), whole.image
+        )
+        offset = first.image.shape[axis]
+        back = np.concatenate(
+            [(first.cells.y, first.cells.x)[axis], (second.cells.y, second.cells.x)[axis] + offset]
+        )
+        np.testing.assert_allclose(np.sort(back), np.sort((whole.cells.y, whole.cells.x)[axis]))
+        for piece in (first, second):
+            h, w = piece.image.shape[:2]
+            assert np.all((piece.cells.x >= -0.5) & (piece.cells.x < w - 0.5))
+            assert np.all((piece.cells.y >= -0.5) & (piece.cells.y < h - 0.5))
+    assert [i.name for i in split_by_region(images, 0.2, seed=1)[1]] == [i.name for i in val]
+    ends = {split_by_region(images, 0.2, seed=s)[1][0].name for s in range(10)}
+    assert ends == {"t0@0", "t0@1"}  # the band is at either end, by seed
+    with pytest.raises(WsiIhcError, match="too short"):
+        split_by_region([replace(images[0], image=images[0].image[:2, :2])], 0.2, seed=0)
 
 
 def test_sources_are_drawn_equally_and_images_by_area_within_one():
@@ -429,6 +463,24 @@ def test_two_sources_each_at_its_own_pixel_size(tiles: Path, tmp_path: Path):
     assert any(name.startswith(f"{tiles.name}-") for name in val)
     assert len(record["split"]["train"]) + len(val) == 9
     assert read_card(out / "model.ckpt").training["data"] == [str(tiles), str(other)]
+
+
+def test_one_annotated_image_trains_with_a_region_split(tmp_path: Path):
+    """A lab with one annotated image: by image it cannot validate (a one-line error that
+    names the way out); by region a band of it validates and the rest trains."""
+    one = tmp_path / "one"
+    make_tiles(one, count=1, size_px=256, seed=5, mpp=0.5)
+    common = ["--data", one, "--variant", "main", "--epochs", 1, "--iterations-per-epoch", 2, *TINY]
+    one_error_line(run_cli(*common, "--out", tmp_path / "by-image"), "--val-split region")
+    out = tmp_path / "by-region"
+    result = run_cli(*common, "--out", out, "--val-split", "region")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["val_split"] == "region"
+    assert sorted([*record["split"]["train"], *record["split"]["val"]]) == [
+        f"{name}@{end}" for name in [p.stem for p in sorted(one.glob("*.png"))] for end in "01"
+    ]
+    assert "1 training / 1 validation images" in result.output
 
 
 def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Path, tmp_path: Path):

@@ -96,7 +96,16 @@ from wsi_ihc.cli.options import (
     type=float,
     default=0.2,
     show_default=True,
-    help="Share of the images held out (by image, seeded) for validation.",
+    help="Share of the images (or, --val-split region, of each image) held out for "
+    "validation, seeded.",
+)
+@click.option(
+    "--val-split",
+    type=click.Choice(["image", "region"]),
+    default="image",
+    show_default=True,
+    help="Hold out whole images, or a band across one end of every image: for one to a few "
+    "annotated images (fine-tuning), so all of them train and all validate.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
@@ -177,6 +186,7 @@ def train(
     batch_size: int,
     iterations_per_epoch: int | None,
     val_fraction: float,
+    val_split: str,
     seed: int,
     device: str | None,
     precision: str,
@@ -238,6 +248,7 @@ def train(
         batch_size=batch_size,
         iterations_per_epoch=iterations_per_epoch,
         val_fraction=val_fraction,
+        val_split=val_split,
         seed=seed,
         device=device or default_device(),
         precision=precision,

@@ -26,6 +26,7 @@ BEFORE_OPTION: dict[str, Any] = {
     "blur_sigma_um": 0.0,
     "jpeg_quality": 100,
     "lr_schedule": "constant",
+    "val_split": "image",
 }
 
 
@@ -52,6 +53,7 @@ class TrainConfig:
     batch_size: int = 8
     iterations_per_epoch: int | None = None
     val_fraction: float = 0.2
+    val_split: str = "image"  # whole images held out, or "region": a band of each image
     seed: int = 0
     device: str = "cpu"
     precision: str = "auto"  # as asked; train() runs what resolve_precision chooses
@@ -90,6 +92,8 @@ class TrainConfig:
             problems.append("--iterations-per-epoch must be at least 1")
         if not 0 < self.val_fraction < 1:
             problems.append(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.val_split not in ("image", "region"):
+            problems.append(f"--val-split must be image or region, got {self.val_split!r}")
         if self.cell_radius_um <= 0 or self.match_radius_um <= 0:
             problems.append("--cell-radius-um and --match-radius-um must be positive")
         if not 0 <= self.scale_jitter < 1 or not 0 <= self.stain_jitter < 1:
@@ -132,6 +136,7 @@ class TrainConfig:
             "data_mpp",
             "model_mpp",
             "val_fraction",
+            "val_split",
             "cell_radius_um",
             "class_map",
             "init",

@@ -112,7 +112,8 @@ def split_by_image(
     """
     if len(images) < 2:
         raise ConfigError(
-            f"need at least 2 annotated images to hold one out for validation, found {len(images)}"
+            f"need at least 2 annotated images to hold one out for validation, found "
+            f"{len(images)}; --val-split region validates on a band of each image instead"
         )
     rng = np.random.default_rng(seed)
     held_out: set[int] = set()
@@ -126,3 +127,49 @@ def split_by_image(
         [img for i, img in enumerate(images) if i not in held_out],
         [img for i, img in enumerate(images) if i in held_out],
     )
+
+
+def split_by_region(
+    images: list[TrainingImage], val_fraction: float, seed: int
+) -> tuple[list[TrainingImage], list[TrainingImage]]:
+    """A seeded (train, validation) split inside every image: a band across one end of its
+    longer side, ``val_fraction`` of it, validates; the rest trains.
+
+    For a lab with one to three annotated images: by image, a third to all of them would
+    sit out of training, and validation would see one patient. A cell on the cut goes to
+    the side its centre is on (its circle is cut with it).
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for image in images:
+        axis = 0 if image.image.shape[0] >= image.image.shape[1] else 1
+        length = image.image.shape[axis]
+        band = round(val_fraction * length)
+        if not 0 < band < length:
+            raise ConfigError(
+                f"{image.path}: {length} px is too short to hold out {val_fraction:g} of it "
+                "for validation; use --val-split image"
+            )
+        at_start = bool(rng.integers(2))
+        first, second = _cut(image, axis, band if at_start else length - band)
+        train.append(second if at_start else first)
+        val.append(first if at_start else second)
+    return train, val
+
+
+def _cut(image: TrainingImage, axis: int, at: int) -> tuple[TrainingImage, TrainingImage]:
+    """The image's pixels before and after index ``at`` along ``axis`` (0 rows, 1 columns),
+    each with its cells (pixel centres at integer coordinates); named NAME@0 and NAME@1."""
+    before = (image.cells.y if axis == 0 else image.cells.x) < at - 0.5
+    head, tail = np.split(image.image, [at], axis=axis)
+    after = image.cells.select(~before)
+    dx, dy = (0, at) if axis == 0 else (at, 0)
+    moved = Cells.from_arrays(after.x - dx, after.y - dy, after.label, after.score)
+    return (
+        replace(image, name=f"{image.name}@0", image=head, cells=image.cells.select(before)),
+        replace(image, name=f"{image.name}@1", image=tail, cells=moved),
+    )
+
+
+#: How ``--val-split`` holds out validation data.
+SPLITS = {"image": split_by_image, "region": split_by_region}

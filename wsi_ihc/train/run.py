@@ -22,7 +22,7 @@ from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import parse_class_map
 from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.train.config import TrainConfig
-from wsi_ihc.train.dataset import load_sources, split_by_image
+from wsi_ihc.train.dataset import SPLITS, load_sources
 from wsi_ihc.train.stages import MainResult, main_stage, prior_stage
 
 
@@ -43,7 +43,7 @@ def train(config: TrainConfig, resume: bool = False, quiet: bool = False) -> Tra
     images = load_sources(
         config.data, config.data_mpp, config.model_mpp, parse_class_map(config.class_map)
     )
-    train_images, val_images = split_by_image(images, config.val_fraction, config.seed)
+    train_images, val_images = SPLITS[config.val_split](images, config.val_fraction, config.seed)
     precision.announce()
     record = {
         "config": config.to_json(),
