@@ -1,4 +1,4 @@
-"""Annotated training images, read at the model's mpp and split by image.
+"""Annotated training images, read at the model's mpp and split by image or by region.
 
 The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``, or BCData's
 ``images/`` + ``points/``) and the data's pixel size (``--mpp`` or ``dataset.json``) are
