@@ -21,6 +21,7 @@ import numpy as np
 
 from wsi_ihc.infer.peaks import find_peaks
 from wsi_ihc.infer.predict import TilePredictor, to_model_pixels
+from wsi_ihc.io.annotated_folder import read_image
 from wsi_ihc.model.builtin import resolve_model
 from wsi_ihc.model.checkpoint import load_checkpoint
 from wsi_ihc.reference_data import BCDATA_MPP, CAMERA_MPP, CAMERA_TRAIN
@@ -42,10 +43,6 @@ def most_confident_mpp(predictor: TilePredictor, image: np.ndarray, guess: float
     return max(guess * MULTIPLIERS, key=lambda m: mean_peak_height(predictor, image, m))
 
 
-def rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -58,7 +55,7 @@ def main() -> None:
     print("| image | true µm/px | most confident µm/px | ratio |\n|---|---|---|---|")
     ratios = []
     for tile in range(0, 18, 3):
-        image = rgb(args.data / "bcdata" / "images" / f"{tile}.png")
+        image = read_image(args.data / "bcdata" / "images" / f"{tile}.png")
         for factor in (1.0, 0.8, 1.25):
             interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
             resized = cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation)
@@ -67,7 +64,7 @@ def main() -> None:
             ratios.append(found / true)
             print(f"| bcdata {tile} × {factor:g} | {true:.3g} | {found:.3g} | {found / true:.2f} |")
     for name in CAMERA_TRAIN.names:
-        image = rgb(args.data / "ki67-camera" / "images" / f"{name}.jpg")
+        image = read_image(args.data / "ki67-camera" / "images" / f"{name}.jpg")
         top, left = (image.shape[0] - 1600) // 2, (image.shape[1] - 1600) // 2
         found = most_confident_mpp(
             predictor, image[top : top + 1600, left : left + 1600], CAMERA_MPP
