@@ -43,14 +43,14 @@ BUILTINS: dict[str, BuiltinModel] = {
             "research use",
         ),
         BuiltinModel(
-            name="ki67-r18-v2",
-            sha256="4643c8f413b2520e494064d724054211fc42df625641affd18319b24cc02bcb1",
+            name="ki67-r18-v3",
+            sha256="622593ce744bfe8995db645d2ed6ac38b3317b2be321b9369c38cd351463dd72",
             summary="Ki-67 IHC (nuclear DAB), resnet18 DeepLabV3+ at 0.25 µm/px, BCData 0-17 and "
-            "ki67-camera's training images (two labs); research use",
+            "ki67-camera's training images (two labs), 36 cosine epochs; research use",
         ),
     )
 }
-DEFAULT = "ki67-r18-v2"
+DEFAULT = "ki67-r18-v3"
 
 
 @dataclass(frozen=True)
