@@ -57,7 +57,52 @@ def portable(command: str) -> str:
     )
 
 
-def model_card(result: dict, card, command: str) -> str:
+def other_seeds(args: argparse.Namespace) -> list[dict]:
+    """The runs of ``--spread-study`` trained with this recipe and other seeds: what "within
+    the seed spread" is measured against. Checked before training."""
+    if args.spread_study is None:
+        return []
+    folder = args.spread_study
+    runs = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    same = [
+        run
+        for run in runs
+        if run["recipe"] == ablation.recipe(args)
+        and run["variant"] == args.variant
+        and run["seed"] != args.seed
+    ]
+    if not same:
+        raise SystemExit(f"{folder}: no runs of this recipe with other seeds")
+    return same
+
+
+def spread_rows(runs: list[dict], study: Path) -> list[str]:
+    """The metrics table again as mean ± sd over ``runs`` (none for a single run)."""
+    if len(runs) < 2:
+        return []
+    seeds = ", ".join(str(run["seed"]) for run in runs)
+    rows = [
+        f"| {name} | "
+        + " | ".join(
+            ablation.mean_sd([run["metrics"][name][g]["total_f1"] for run in runs])
+            for g in ablation.GROUPS
+        )
+        + " |"
+        for name in runs[0]["metrics"]
+        if all(name in run["metrics"] for run in runs)
+    ]
+    return [
+        "",
+        f"The recipe across seeds {seeds} (mean ± sd; this model and the runs recorded under",
+        f"`{portable(str(study.resolve()))}`, those scored before a float16 export):",
+        "",
+        "| test set | positive | other | class-agnostic |",
+        "| --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
+def model_card(result: dict, card, command: str, others: list[dict], study: Path | None) -> str:
     """The card `wsi-ihc models` prints: data and terms, units, recipe, metrics, limits."""
     recipe = result["recipe"]
     scoring = [c for c in result["commands"] if " evaluate " in c]
@@ -103,6 +148,7 @@ def model_card(result: dict, card, command: str) -> str:
             "| test set | positive | other | class-agnostic |",
             "| --- | --- | --- | --- |",
             *rows,
+            *spread_rows(sorted([result, *others], key=lambda run: run["seed"]), study),
             "",
             "BCData 18-25: the same lab as the training data. ki67-camera test: "
             + (
@@ -140,7 +186,14 @@ def main() -> None:
     parser.add_argument(
         "--test-sets", help="scored after export [default: every set it did not train on]"
     )
+    parser.add_argument(
+        "--spread-study",
+        type=Path,
+        help="a study's folder (benchmarks/studies/NAME) holding this recipe's runs with other "
+        "seeds: the card states the spread",
+    )
     args = parser.parse_args()
+    others = other_seeds(args)
     args.study = args.name
 
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
@@ -167,7 +220,9 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     card = args.out_dir / f"{args.name}.md"
-    card.write_text(model_card(result, read_card(weights), " ".join(sys.argv)))
+    card.write_text(
+        model_card(result, read_card(weights), " ".join(sys.argv), others, args.spread_study)
+    )
     print(f"{weights}: {result['size_mb']} MB, sha256 {sha256}; card {card}")
     for name, groups in metrics.items():
         print(name, {group: round(groups[group]["total_f1"], 3) for group in ablation.GROUPS})

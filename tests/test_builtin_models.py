@@ -90,16 +90,28 @@ def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
     bcdata_dir: Path, tmp_path: Path
 ) -> None:
     """The one command that rebuilds a built-in: train on both sources, export float16, score
-    the export."""
+    the export, and state on the card the recipe's spread over the seeds a study recorded."""
     if not (bcdata_dir.parent / "ki67-camera").is_dir():
         pytest.skip(f"{bcdata_dir.parent / 'ki67-camera'} is absent (see ../shared/data/README.md)")
+    study = tmp_path / "study"
+    study.mkdir()
+    recipe = {
+        "encoder": "resnet18", "crop_px": 64, "batch_size": 2, "epochs": 1, "prior_epochs": 4,
+        "iterations_per_epoch": 2, "mpp": 0.25, "extra": "",
+        "train_sets": "bcdata-0-17,camera-train", "lr_schedule": "cosine",
+    }  # fmt: skip
+    for seed, recipe_of_run in ((1, recipe), (2, {**recipe, "epochs": 9})):  # seed 2: another
+        scores = {g: {"total_f1": 0.5} for g in ("positive", "other", "agnostic")}
+        run = {"variant": "main", "seed": seed, "recipe": recipe_of_run}
+        run["metrics"] = {"bcdata-18-25": scores}
+        (study / f"main-seed{seed}.json").write_text(json.dumps(run))
     command = [
         sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"),
         "--data", str(bcdata_dir.parent), "--name", "tiny", "--out-dir", str(tmp_path / "models"),
         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
         "--variant", "main", "--epochs", "1", "--iterations-per-epoch", "2", "--crop-px", "64",
         "--batch-size", "2", "--test-sets", "bcdata-18-25",
-        "--train-sets", "bcdata-0-17,camera-train",
+        "--train-sets", "bcdata-0-17,camera-train", "--spread-study", str(study),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -113,6 +125,22 @@ def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
     card = (tmp_path / "models" / "tiny.md").read_text()
     assert "research" in card and "Diagnosis" in card and "bcdata-18-25" in card
     assert "BCData tiles 0-17" in card and "ki67-camera's 3 training images" in card
+    agnostic = record["metrics"]["bcdata-18-25"]["agnostic"]["total_f1"]
+    spread = f"{(agnostic + 0.5) / 2:.3f} ± {abs(agnostic - 0.5) / 2**0.5:.3f} |\n"
+    assert "across seeds 0, 1 " in card and spread in card.split("across seeds")[1]
     config = json.loads((tmp_path / "runs" / "tiny" / "main-seed0" / "config.json").read_text())
     assert len(config["config"]["data"]) == 2
     assert any(name.startswith("camera-train-") for name in config["split"]["train"])
+
+
+def test_retraining_script_refuses_a_spread_study_without_the_recipe_before_training(
+    tmp_path: Path,
+) -> None:
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"), "--data", str(tmp_path),
+        "--runs", str(tmp_path / "runs"), "--spread-study", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert f"{tmp_path}: no runs of this recipe with other seeds" in done.stderr
+    assert not (tmp_path / "runs").exists()
