@@ -76,13 +76,11 @@ def other_seeds(args: argparse.Namespace) -> list[dict]:
     return same
 
 
-def spread_rows(runs: list[dict], study: Path) -> list[str]:
-    """The metrics table again as mean ± sd over ``runs`` (none for a single run)."""
-    if len(runs) < 2:
-        return []
-    seeds = ", ".join(str(run["seed"]) for run in runs)
-    rows = [
-        f"| {name} | "
+def metric_rows(runs: list[dict], label=str) -> list[str]:
+    """One table row per test set every run was scored on: each group's totalF1, as mean ± sd
+    where there are several runs."""
+    return [
+        f"| {label(name)} | "
         + " | ".join(
             ablation.mean_sd([run["metrics"][name][g]["total_f1"] for run in runs])
             for g in ablation.GROUPS
@@ -91,14 +89,19 @@ def spread_rows(runs: list[dict], study: Path) -> list[str]:
         for name in runs[0]["metrics"]
         if all(name in run["metrics"] for run in runs)
     ]
+
+
+def spread_rows(runs: list[dict], study: Path) -> list[str]:
+    """The metrics table again, as mean ± sd over this model and its other seeds."""
     return [
         "",
-        f"The recipe across seeds {seeds} (mean ± sd; this model and the runs recorded under",
+        f"The recipe across seeds {', '.join(str(run['seed']) for run in runs)} (mean ± sd; this"
+        " model and the runs recorded under",
         f"`{portable(str(study.resolve()))}`, those scored before a float16 export):",
         "",
         "| test set | positive | other | class-agnostic |",
         "| --- | --- | --- | --- |",
-        *rows,
+        *metric_rows(runs),
     ]
 
 
@@ -108,12 +111,12 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
     scoring = [c for c in result["commands"] if " evaluate " in c]
     sources = recipe.get("train_sets", "bcdata-0-17").split(",")
     labs = "one lab" if len(sources) == 1 else f"{len(sources)} labs"
-    rows = [
-        f"| {name} ({ablation.SCORED[name].stated_mpp:g} µm/px) | "
-        + " | ".join(f"{scores[g]['total_f1']:.3f}" for g in ablation.GROUPS)
-        + " |"
-        for name, scores in result["metrics"].items()
-    ]
+    rows = metric_rows(
+        [result], lambda name: f"{name} ({ablation.SCORED[name].stated_mpp:g} µm/px)"
+    )
+    if others:
+        runs = sorted([result, *others], key=lambda run: run["seed"])
+        rows += spread_rows(runs, study)
     return "\n".join(
         [
             f"# {result['name']}",
@@ -148,7 +151,6 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
             "| test set | positive | other | class-agnostic |",
             "| --- | --- | --- | --- |",
             *rows,
-            *spread_rows(sorted([result, *others], key=lambda run: run["seed"]), study),
             "",
             "BCData 18-25: the same lab as the training data. ki67-camera test: "
             + (
