@@ -1,6 +1,9 @@
-"""One training step and one forward pass per precision, side by side: is bf16 native here?
+"""One training step and one forward pass per encoder and precision, side by side: is bf16
+native here, and what does an encoder cost?
 
     .venv/bin/python benchmarks/bench_train_step.py [--precisions fp32,bf16] [--repeats 4]
+    .venv/bin/python benchmarks/bench_train_step.py --precisions fp32 \\
+        --encoders resnet18,tu-regnety_008,tu-mobilenetv3_large_100,tu-efficientnet_b0
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bench_train_step.py
 
 A training step is what ``wsi_ihc/train/loop.py`` does per batch (autocast forward, BCE on
@@ -24,40 +27,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--encoders", default="resnet18", help="comma-separated")
     args = parser.parse_args()
-    common.print_header("Training step and forward pass per precision")
-    torch.manual_seed(0)
-    net = MultiTaskNet(NetworkConfig(encoder=args.encoder, decoders=("main",)))
-    net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    common.print_header("Training step and forward pass per encoder and precision")
     crops = torch.randn(8, 3, 128, 128).contiguous(memory_format=torch.channels_last)
     targets = (torch.rand(8, 2, 128, 128) > 0.9).float()
     tiles = torch.randn(8, 3, 512, 512).contiguous(memory_format=torch.channels_last)
     rows = []
-    for precision in args.precisions.split(","):
-        dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
-        autocast = torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None)
-        steps = []
-        for _ in range(args.repeats):
-            began = time.perf_counter()
-            with autocast:
-                logits = net(crops)["main"]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            steps.append(time.perf_counter() - began)
-        net.eval()
-        with torch.inference_mode(), autocast:
-            began = time.perf_counter()
-            net(tiles)
-            forward = time.perf_counter() - began
-        net.train()
-        rows.append([precision, min(steps), max(steps), forward])
+    for encoder in args.encoders.split(","):
+        torch.manual_seed(0)
+        net = MultiTaskNet(NetworkConfig(encoder=encoder, decoders=("main",)))
+        net = net.to(memory_format=torch.channels_last)
+        millions = sum(p.numel() for p in net.parameters()) / 1e6
+        for precision in args.precisions.split(","):
+            step, forward = time_precision(net, precision, crops, targets, tiles, args.repeats)
+            rows.append([encoder, round(millions, 1), precision, min(step), max(step), forward])
     common.print_table(
-        ["precision", "train step s (best)", "train step s (worst)", "8×512² forward s"], rows
+        [
+            "encoder",
+            "M parameters",
+            "precision",
+            "train step s (best)",
+            "train step s (worst)",
+            "8×512² forward s",
+        ],
+        rows,
     )
+
+
+def time_precision(
+    net: MultiTaskNet,
+    precision: str,
+    crops: torch.Tensor,
+    targets: torch.Tensor,
+    tiles: torch.Tensor,
+    repeats: int,
+) -> tuple[list[float], float]:
+    """Seconds of each training step and of one forward pass under ``precision``."""
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
+    autocast = torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None)
+    steps = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        with autocast:
+            logits = net(crops)["main"]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps.append(time.perf_counter() - began)
+    net.eval()
+    with torch.inference_mode(), autocast:
+        began = time.perf_counter()
+        net(tiles)
+        forward = time.perf_counter() - began
+    net.train()
+    return steps, forward
 
 
 if __name__ == "__main__":
