@@ -26,7 +26,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from wsi_ihc.evaluate import match_points
-from wsi_ihc.infer.predict import TilePredictor, predict_cells
+from wsi_ihc.infer.block_peaks import PeakRule
+from wsi_ihc.infer.detection import detect_file
+from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.io.annotated_folder import (
     AnnotatedImage,
     folder_mpp,
@@ -48,14 +50,15 @@ def main() -> None:
     args = parser.parse_args()
     model, card = load_checkpoint(args.run / "model.ckpt")
     predictor = TilePredictor(model, card, device="cpu")
+    rule = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
     items, mpp = _images(args)
     radius_px = RADIUS_UM / mpp
     calls = np.zeros((2, 2), int)  # [truth, called], classes as Cells labels (0 other, 1 positive)
     missed = np.zeros(2, int)
     to_truth, to_prediction, near_missed = [], [], 0
     for item in items:
-        image, truth = load_annotated(item)
-        cells = predict_cells(predictor, image, mpp)
+        _, truth = load_annotated(item)
+        cells = detect_file(item.image_path, mpp, predictor, rule).cells
         match = match_points(cells.xy(), truth.xy(), radius_px)
         np.add.at(calls, (truth.label[match.true_index], cells.label[match.pred_index]), 1)
         missed += np.bincount(np.delete(truth.label, match.true_index), minlength=2)

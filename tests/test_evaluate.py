@@ -355,6 +355,9 @@ def test_cli_model_tune_and_write_checkpoint(folder: tuple[Path, Path], tmp_path
 
 
 def test_tune_peaks_finds_the_right_grid_point() -> None:
+    from wsi_ihc.infer.detection import Detection
+    from wsi_ihc.infer.pipeline import MapLayout
+    from wsi_ihc.io.tissue import full_mask
     from wsi_ihc.tune import criterion, tune_peaks
 
     # Cells as Gaussian bumps of height 0.9 in their class's map, two of them 6 px apart;
@@ -370,7 +373,10 @@ def test_tune_peaks_finds_the_right_grid_point() -> None:
     for x, y in noise:
         probs[0] += 0.35 * np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * 1.5**2))
     truth = cells(true)
-    result = tune_peaks([probs], [truth], 0.5, 1.5, (0.2, 0.5), (1.0, 2.0, 4.0))
+    found = Detection(
+        probs, MapLayout(64, 96, 96, scale=1.0), full_mask(48, 32, 8.0), 0.5, Cells.empty()
+    )
+    result = tune_peaks([found], [truth], 0.5, 1.5, (0.2, 0.5), (1.0, 2.0, 4.0))
     assert len(result.points) == 6
     assert (result.best.threshold, result.best.min_distance_um) == (0.5, 1.0)
     assert result.best.table.row("agnostic").counts == Counts(5, 0, 0)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from wsi_ihc.errors import CheckpointError, ConfigError
-from wsi_ihc.infer.predict import TilePredictor, predict_cells
+from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
@@ -90,17 +90,21 @@ def test_predict_matches_one_full_tile_and_handles_any_size() -> None:
     np.testing.assert_array_equal(cut, predictor.predict_tiles(tile[None])[0][:, 8:56, 8:56])
 
 
-def test_predict_cells_rescales_to_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detected_cells_come_back_in_image_pixels() -> None:
     """An image at 0.25 µm/px through a 0.5 µm/px model: cells come back in image pixels."""
     from stain_model import StainSmoothing, stain_card
 
+    from wsi_ihc.infer.block_peaks import PeakRule
+    from wsi_ihc.infer.detection import detect_slide
+    from wsi_ihc.io.slide import image_slide
     from wsi_ihc.synth import make_scene, render_region
 
     scene = make_scene(400, 400, seed=5, mpp=0.25)
     image = render_region(scene, 0, 0, 400, 400)
     card = stain_card(mpp=0.5)
     predictor = TilePredictor(StainSmoothing(card), card, device="cpu", precision="fp32")
-    cells = predict_cells(predictor, image, image_mpp=0.25)
+    rule = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
+    cells = detect_slide(image_slide(image, 0.25, Path("scene.png")), predictor, rule).cells
     truth = scene.truth()
     from wsi_ihc.evaluate import score_image
 

@@ -39,7 +39,7 @@ from wsi_ihc.train.config import BEFORE_OPTION, VARIANTS, TrainConfig
 from wsi_ihc.train.dataset import TrainingImage, resample, split_by_image, split_by_region
 from wsi_ihc.train.loop import StageSpec, run_stage
 from wsi_ihc.train.stages import build_model, make_card
-from wsi_ihc.train.validate import f1_scores, probability_maps
+from wsi_ihc.train.validate import detect_images, f1_scores
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -423,8 +423,8 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(main_run: Path, 
 
     val_names = set(record["split"]["val"])
     val = [img for img in load_dataset(tiles, 0.5, 0.5) if img.name in val_names]
-    maps = probability_maps(untrained, card, val, torch.device("cpu"), "fp32")
-    assert trained_f1 > f1_scores(maps, val, card, config.match_radius_um)["score"] + 0.2
+    found = detect_images(untrained, card, val, torch.device("cpu"), "fp32")
+    assert trained_f1 > f1_scores(found, val, card, config.match_radius_um)["score"] + 0.2
 
 
 def test_checkpoint_has_a_filled_card_and_loads_main_only(main_run: Path):

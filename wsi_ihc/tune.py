@@ -1,7 +1,8 @@
 """Choose the peak-picking parameters (threshold, minimum distance) on annotated images.
 
-The network's probability maps are computed once by the caller; each grid point only
-re-runs peak picking and matching, so a grid of tens of points costs seconds.
+The network's probability maps are computed once by the caller (``detect_slide``); each
+grid point only re-runs peak picking and matching, so a grid of tens of points costs
+seconds.
 
 Criterion: the mean of three pooled F1 scores (positive, other, class-agnostic) at the
 given matching radius; ties keep the earlier grid point (lower threshold, then shorter
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wsi_ihc.evaluate import GROUPS, Table, evaluate
 from wsi_ihc.io.points import Cells
+
+if TYPE_CHECKING:
+    from wsi_ihc.infer.detection import Detection
 
 DEFAULT_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 DEFAULT_DISTANCES_UM = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
@@ -64,30 +69,29 @@ def criterion(table: Table) -> float:
 
 
 def tune_peaks(
-    prob_maps: Sequence[np.ndarray],
+    detections: Sequence[Detection],
     truths: Sequence[Cells],
     mpp: float,
     radius_um: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     distances_um: Sequence[float] = DEFAULT_DISTANCES_UM,
 ) -> TuneResult:
-    """Grid-search peak picking on precomputed (2, H, W) probability maps.
+    """Grid-search peak picking on the maps of :func:`~wsi_ihc.infer.detection.detect_slide`.
 
-    ``truths[i]`` are the annotated points of ``prob_maps[i]`` in the maps' pixel frame,
-    whose pixel size is ``mpp`` (µm/px); the matching radius and the distances are in µm.
+    ``truths[i]`` are the annotated points of the image of ``detections[i]``, in its
+    pixels, whose size is ``mpp`` (µm/px); each grid point scores the cells ``infer``
+    would write with it. The matching radius and the distances are in µm.
     """
-    from wsi_ihc.infer.peaks import find_peaks
-
-    if len(prob_maps) != len(truths) or not prob_maps:
+    if len(detections) != len(truths) or not detections:
         raise ValueError(
-            f"need equal, non-zero numbers of maps and truths, got "
-            f"{len(prob_maps)} and {len(truths)}"
+            f"need equal, non-zero numbers of detections and truths, got "
+            f"{len(detections)} and {len(truths)}"
         )
     radius_px = radius_um / mpp
     points = []
     for threshold in thresholds:
         for distance_um in distances_um:
-            preds = [find_peaks(probs, threshold, distance_um / mpp) for probs in prob_maps]
+            preds = [found.cells_with(threshold, distance_um) for found in detections]
             table, _ = evaluate(preds, truths, radius_px)
             points.append(GridPoint(float(threshold), float(distance_um), criterion(table), table))
     ranked = sorted(points, key=lambda p: -p.score)  # stable: ties keep grid order

@@ -28,6 +28,8 @@ from wsi_ihc.cli.options import (
 
 if TYPE_CHECKING:
     from wsi_ihc.evaluate import ImageScores, Table
+    from wsi_ihc.infer.block_peaks import PeakRule
+    from wsi_ihc.infer.detection import Detection
     from wsi_ihc.infer.predict import TilePredictor
     from wsi_ihc.io.points import Cells
     from wsi_ihc.tune import GridPoint
@@ -222,13 +224,13 @@ class EvaluationRun:
         model, card = load_checkpoint(model_path, decoders=("main",))
         return TilePredictor(model, card, device=device, precision=precision, tta=tta)
 
-    def predict(
-        self, predictor: TilePredictor, threshold: float, min_distance_um: float
-    ) -> list[Cells]:
-        from wsi_ihc.infer.predict import predict_cells
+    def detect(self, predictor: TilePredictor, rule: PeakRule) -> list[Detection]:
+        """Each image through ``infer``'s steps (:func:`detect_slide`), opened as ``infer``
+        opens it: the cells scored are the cells ``infer`` writes."""
+        from wsi_ihc.infer.detection import detect_file
 
-        images = self._progress(self.images, "inference")
-        return [predict_cells(predictor, i, self.mpp, threshold, min_distance_um) for i in images]
+        items = self._progress(self.items, "inference")
+        return [detect_file(item.image_path, self.mpp, predictor, rule) for item in items]
 
     def tune(
         self,
@@ -237,20 +239,15 @@ class EvaluationRun:
         thresholds: tuple[float, ...],
         distances_um: tuple[float, ...],
     ) -> tuple[list[Cells], GridPoint]:
-        """Choose the peak settings, computing the probability maps once at the model's mpp;
-        the cells found with the chosen settings."""
-        from wsi_ihc.infer.peaks import find_peaks
-        from wsi_ihc.infer.predict import to_model_pixels
+        """Choose the peak settings, computing the probability maps once; the cells found
+        with the chosen settings."""
+        from wsi_ihc.infer.block_peaks import PeakRule
         from wsi_ihc.tune import tune_peaks
 
         card = predictor.card
-        scale = self.mpp / card.mpp  # model pixels per image pixel
-        images = self._progress(self.images, "inference")
-        maps = [
-            predictor.predict(to_model_pixels(image, self.mpp, card.mpp)[0]) for image in images
-        ]
-        truths = [truth.rescaled(scale) for truth in self.truths]
-        result = tune_peaks(maps, truths, card.mpp, radius_um, thresholds, distances_um)
+        first = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
+        detections = self.detect(predictor, first)
+        result = tune_peaks(detections, self.truths, self.mpp, radius_um, thresholds, distances_um)
         click.echo("Peak tuning, best first (score = mean totalF1 of positive, other, agnostic):")
         click.echo(result.format(top=10))
         best = result.best
@@ -258,9 +255,8 @@ class EvaluationRun:
             f"Chosen: threshold {best.threshold:g}, min distance {best.min_distance_um:g} µm "
             "(the table below is on the tuning data itself)\n"
         )
-        min_distance_px = best.min_distance_um / card.mpp
-        preds = [find_peaks(m, best.threshold, min_distance_px).rescaled(1 / scale) for m in maps]
-        return preds, best
+        cells = [found.cells_with(best.threshold, best.min_distance_um) for found in detections]
+        return cells, best
 
     def report(
         self, preds: list[Cells], source: dict, radius_um: float, out_dir: Path | None, sweep: bool
@@ -309,6 +305,7 @@ def _run_model(
 ) -> tuple[list[Cells], dict]:
     """Cells from the checkpoint (``running``: device, precision, tta), with tuned or given
     peak settings, and what was used."""
+    from wsi_ihc.infer.block_peaks import PeakRule
     from wsi_ihc.infer.scale_check import check_images
     from wsi_ihc.model.checkpoint import model_id
 
@@ -333,7 +330,8 @@ def _run_model(
         threshold = card.peak_threshold if threshold is None else threshold
         if min_distance_um is None:
             min_distance_um = card.peak_min_distance_um
-        preds = run.predict(predictor, threshold, min_distance_um)
+        rule = PeakRule(threshold, min_distance_um / card.mpp)
+        preds = [found.cells for found in run.detect(predictor, rule)]
     source["peaks"] = {"threshold": threshold, "min_distance_um": min_distance_um}
     return preds, source
 

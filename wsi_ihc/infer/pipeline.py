@@ -107,6 +107,40 @@ class TissueReach:
         return plans
 
 
+def mirror_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Indices reflected into ``[0, length)`` about the edges, the edge pixel repeated
+    (NumPy's ``symmetric`` padding: -1 -> 0, length -> length - 1)."""
+    period = np.mod(index, 2 * length)
+    return np.where(period < length, period, 2 * length - 1 - period)
+
+
+def read_mirrored(
+    slide: Slide, layout: MapLayout, row0: int, col0: int, height: int, width: int, mpp: float
+) -> np.ndarray:
+    """Map pixels ``[row0, row0 + height) x [col0, col0 + width)`` read at ``mpp``; those
+    outside the map mirror those inside.
+
+    Tiles on the grid overhang the map's right and bottom edges, and the first tiles'
+    margins its left and top: mirrored, a cell cut by the edge of an image looks as it
+    does inside it, as in training crops, where padding was never seen (read as glass,
+    the cells of a 64 px frame of a 640² field of view were lost). Inside the map the
+    pixels come back as read, not copied.
+    """
+    rows = mirror_index(np.arange(row0, row0 + height), layout.height_px)
+    cols = mirror_index(np.arange(col0, col0 + width), layout.width_px)
+    top, left = int(rows.min()), int(cols.min())
+    region = slide.read_at_mpp(
+        left * layout.scale,
+        top * layout.scale,
+        int(cols.max()) + 1 - left,
+        int(rows.max()) + 1 - top,
+        mpp,
+    )
+    if top == row0 and left == col0 and region.shape[:2] == (height, width):
+        return region  # all inside the map
+    return region[np.ix_(rows - top, cols - left)]
+
+
 def predict_block(
     slide: Slide,
     predictor: TilePredictor,
@@ -128,11 +162,13 @@ def predict_block(
     rows, cols = layout.block_shape(row0, col0)
     used_rows, used_cols = np.nonzero(run.any(axis=1))[0], np.nonzero(run.any(axis=0))[0]
     i0, i1, j0, j1 = used_rows[0], used_rows[-1] + 1, used_cols[0], used_cols[-1] + 1
-    region = slide.read_at_mpp(
-        (col0 + j0 * step - g.margin_px) * layout.scale,
-        (row0 + i0 * step - g.margin_px) * layout.scale,
-        (j1 - j0) * step + 2 * g.margin_px,
+    region = read_mirrored(
+        slide,
+        layout,
+        row0 + i0 * step - g.margin_px,
+        col0 + j0 * step - g.margin_px,
         (i1 - i0) * step + 2 * g.margin_px,
+        (j1 - j0) * step + 2 * g.margin_px,
         predictor.card.mpp,
     )
     if on_pixels is not None:

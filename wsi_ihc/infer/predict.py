@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from wsi_ihc.infer.geometry import TileGeometry
-from wsi_ihc.io.points import Cells
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.model.precision import resolve_precision
 
@@ -170,28 +169,3 @@ def to_model_pixels(
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interpolation), scale
-
-
-def predict_cells(
-    predictor: TilePredictor,
-    image: np.ndarray,
-    image_mpp: float,
-    threshold: float | None = None,
-    min_distance_um: float | None = None,
-) -> Cells:
-    """Cells in an image tile, in that image's pixel coordinates.
-
-    The image is resampled to the model's mpp when its own differs; ``None`` parameters
-    take the checkpoint's (possibly tuned) defaults.
-    """
-    from wsi_ihc.infer.peaks import find_peaks
-
-    card = predictor.card
-    resampled, scale = to_model_pixels(image, image_mpp, card.mpp)
-    cells = find_peaks(
-        predictor.predict(resampled),
-        threshold=card.peak_threshold if threshold is None else threshold,
-        min_distance_px=(card.peak_min_distance_um if min_distance_um is None else min_distance_um)
-        / card.mpp,
-    )
-    return cells.rescaled(1 / scale)

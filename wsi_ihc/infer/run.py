@@ -27,9 +27,14 @@ from wsi_ihc import __version__
 from wsi_ihc.infer.allocator import limit_malloc_arenas
 from wsi_ihc.infer.block_peaks import PeakRule
 from wsi_ihc.infer.cell_bands import CellBands
-from wsi_ihc.infer.geometry import peak_halo_px
+from wsi_ihc.infer.detection import (
+    cells_on_tissue,
+    default_block_tiles,
+    plan_blocks,
+    slide_tissue,
+)
 from wsi_ihc.infer.map_pyramid import create_map_store
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_slide
+from wsi_ihc.infer.pipeline import MapLayout, predict_slide
 from wsi_ihc.infer.predict import TilePredictor
 from wsi_ihc.infer.report import slide_counts
 from wsi_ihc.infer.scale_check import AUTO, check_slide, estimate_mpp
@@ -38,7 +43,7 @@ from wsi_ihc.infer.slide_scores import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide
-from wsi_ihc.io.tissue import full_mask, tissue_mask
+from wsi_ihc.io.tissue import TissueMask
 
 log = logging.getLogger("wsi_ihc")
 
@@ -105,21 +110,6 @@ def default_read_workers(device: torch.device) -> int:
     return max(2, min(16, torch.get_num_threads() - 1))
 
 
-#: Blocks of about this many map pixels a side when ``--block-tiles`` is not given.
-BLOCK_PX = 1536
-
-
-def default_block_tiles(stride_px: int) -> int:
-    """Tiles per block side when ``--block-tiles`` is not given: blocks of ~``BLOCK_PX``.
-
-    Each block costs a Zarr chunk write (~2 ms of zarr's own overhead), a Dask task and a
-    halo; with glass tiles skipped inside blocks, larger blocks run no more tiles. 384 px
-    blocks cost 1.7-1.9 times the CPU per pixel of 1536 px ones (benchmarks/bench_engine.py,
-    RESULTS.md §10), with the same end-to-end ratio on a CPU.
-    """
-    return max(1, round(BLOCK_PX / stride_px))
-
-
 def output_dir(out_root: Path, slide_path: Path) -> Path:
     """Where a slide's results go: ``out_root/<slide stem>``."""
     return Path(out_root) / Path(slide_path).name.split(".")[0]
@@ -154,17 +144,9 @@ def infer_slide(
         mpp, mpp_source = _pixel_size(Path(slide_path), settings, card)
         with open_slide(Path(slide_path), mpp=mpp, reader=settings.reader) as slide:
             clock = _lap(timings, "open", clock)
-            thumbnail, thumb_mpp = slide.thumbnail()
-            width, height = slide.dimensions
-            tissue = (
-                tissue_mask(thumbnail, thumb_mpp)
-                if settings.tissue_mask
-                else full_mask(width * slide.mpp, height * slide.mpp, thumb_mpp)
-            )
-            block_px = settings.block_tiles * predictor.geometry.stride_px
-            layout = MapLayout.for_slide(slide, card.mpp, block_px)
-            halo_px = peak_halo_px(min_distance_um / card.mpp)
-            plans = TissueReach(tissue, card.mpp, halo_px).plan(layout, predictor.geometry)
+            tissue = slide_tissue(slide, settings.tissue_mask)
+            rule = PeakRule(threshold, min_distance_um / card.mpp)
+            layout, plans = plan_blocks(slide, predictor, tissue, rule, settings.block_tiles)
             blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
@@ -184,16 +166,12 @@ def infer_slide(
             scores = SlideScores(
                 settings.scores, card, slide, layout, tissue, blocks, margin_px, levels
             )
-            rule = PeakRule(threshold, min_distance_um / card.mpp)
             kept: list[Cells] = []
             files = CellFiles(partial / "cells.csv", partial / "cells.geojson", measured=True)
             with files:
 
                 def write_band(cells: Cells) -> None:
-                    # Level-0 px; only cells on tissue count (the density's denominator),
-                    # which also makes the result independent of how much glass is run.
-                    cells = cells.rescaled(layout.scale)
-                    cells = cells.select(tissue.contains(cells.x * slide.mpp, cells.y * slide.mpp))
+                    cells = cells_on_tissue(cells, layout, tissue, slide.mpp)
                     files.append(cells)
                     kept.append(cells)
 
@@ -214,7 +192,7 @@ def infer_slide(
             summary = _summary(
                 slide,
                 cells,
-                tissue.area_mm2(),
+                tissue,
                 model,
                 settings,
                 threshold,
@@ -328,7 +306,7 @@ def _versions() -> dict[str, str]:
 def _summary(
     slide: Slide,
     cells: Cells,
-    tissue_mm2: float,
+    tissue: TissueMask,
     model: LoadedModel,
     settings: InferSettings,
     threshold: float,
@@ -347,7 +325,8 @@ def _summary(
         "pixel_reader": slide.backend.describe(),
         "mpp": slide.mpp,
         "dimensions": list(slide.dimensions),
-        **slide_counts(cells, tissue_mm2),
+        **slide_counts(cells, tissue.area_mm2()),
+        "tissue_mask_removed": tissue.removed(),
         "model_id": model.model_id,
         "model": {"encoder": card.network.encoder, "mpp": card.mpp, "tile_px": card.tile_px},
         "parameters": {

@@ -31,6 +31,14 @@ class TissueMask:
     def area_mm2(self) -> float:
         return float(self.mask.sum()) * (self.mpp / 1000.0) ** 2
 
+    def removed(self) -> dict[str, float]:
+        """What the mask took for glass, for the summary: mm² and the share of the image."""
+        glass = int(self.mask.size - self.mask.sum())
+        return {
+            "mm2": round(glass * (self.mpp / 1000.0) ** 2, 6),
+            "fraction": round(glass / self.mask.size, 4),
+        }
+
     def any_in(
         self,
         x_um: npt.ArrayLike,
@@ -77,7 +85,12 @@ def tissue_mask(thumbnail: np.ndarray, mpp: float, od_threshold: float = TISSUE_
     # Scanner padding and pen marks are near-black and unsaturated: not tissue.
     mask &= thumbnail.min(axis=-1) > 20
     gap_px = max(1, round(20.0 / mpp))  # close gaps up to ~20 µm
-    mask = ndimage.binary_closing(mask, structure=np.ones((3, 3), bool), iterations=gap_px)
+    # Closed on a copy extended by its edge pixels: closing's erosion takes everything
+    # beyond the border for glass, so tissue cut by the image's edge (a field of view, a
+    # ROI, a camera photo) lost a gap_px frame, 16 µm of tissue on every side.
+    padded = np.pad(mask, gap_px, mode="edge")
+    closed = ndimage.binary_closing(padded, structure=np.ones((3, 3), bool), iterations=gap_px)
+    mask = closed[gap_px:-gap_px, gap_px:-gap_px]
     mask = ndimage.binary_fill_holes(mask)
     labels, count = ndimage.label(mask)
     if count:

@@ -36,7 +36,7 @@ from wsi_ihc.train.batches import BatchSpec, sample_batch
 from wsi_ihc.train.config import TrainConfig
 from wsi_ihc.train.dataset import TrainingImage
 from wsi_ihc.train.loop import StageResult, StageSpec, run_stage
-from wsi_ihc.train.validate import probability_maps, tune_on, validation_f1
+from wsi_ihc.train.validate import detect_images, probability_maps, tune_on, validation_f1
 
 #: Adam settings of the paper.
 LEARNING_RATE, BETAS, WEIGHT_DECAY = 1e-3, (0.9, 0.999), 2e-5
@@ -209,8 +209,8 @@ def main_stage(
         on_best=save_best,
     )
     best_model, best_card = load_checkpoint(checkpoint, decoders, device)
-    maps = probability_maps(best_model, best_card, val, device, config.precision)
-    tuned = tune_on(maps, val, best_card, config.match_radius_um).best
+    detections = detect_images(best_model, best_card, val, device, config.precision)
+    tuned = tune_on(detections, val, best_card, config.match_radius_um).best
     metrics = {
         "score": round(tuned.score, 6),
         **{f"f1_{row.group}": round(row.total_f1, 6) for row in tuned.table.rows},

@@ -1,8 +1,8 @@
 """Validation during training: detection F1 on held-out images, and peak tuning at the end.
 
-The model is run exactly as at inference (:class:`~wsi_ihc.infer.predict.TilePredictor`
-with the card's tile size and normalisation, peaks of the main decoder's maps), so the
-validation F1 is the F1 a user will get with these weights.
+The model is run exactly as at inference (:func:`~wsi_ihc.infer.detection.detect_slide`:
+the card's tile size and normalisation, the tissue mask, mirrored borders, blockwise
+peaks), so the validation F1 is the F1 of the cells ``infer`` writes with these weights.
 
 Model selection score: the mean of the pooled (total) F1 of the two classes, positive and
 other, each matched within its class. Class-agnostic F1 (detection regardless of
@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from wsi_ihc.evaluate import score_image, summarise
-from wsi_ihc.infer.peaks import find_peaks
+from wsi_ihc.infer.block_peaks import PeakRule
+from wsi_ihc.infer.detection import Detection, detect_slide
 from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.io.slide import image_slide
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.train.dataset import TrainingImage
 from wsi_ihc.tune import TuneResult, tune_peaks
@@ -31,13 +33,30 @@ def probability_maps(
     device: torch.device,
     precision: str,
 ) -> list[np.ndarray]:
-    """(2, H, W) float32 probabilities of the main decoder for each image."""
+    """(2, H, W) float32 probabilities of the main decoder for each image (the prior
+    stage's targets: maps, not cells)."""
     predictor = TilePredictor(model, card, str(device), precision)
     return [predictor.predict(item.image) for item in images]
 
 
+def detect_images(
+    model: torch.nn.Module,
+    card: ModelCard,
+    images: Sequence[TrainingImage],
+    device: torch.device,
+    precision: str,
+) -> list[Detection]:
+    """Each image through ``infer``'s steps, with the card's peak settings."""
+    predictor = TilePredictor(model, card, str(device), precision)
+    rule = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
+    return [
+        detect_slide(image_slide(item.image, card.mpp, item.path), predictor, rule)
+        for item in images
+    ]
+
+
 def f1_scores(
-    prob_maps: Sequence[np.ndarray],
+    detections: Sequence[Detection],
     images: Sequence[TrainingImage],
     card: ModelCard,
     match_radius_um: float,
@@ -45,13 +64,8 @@ def f1_scores(
     """Pooled F1 per class and class-agnostic, and ``score`` (mean of the two classes)."""
     radius_px = match_radius_um / card.mpp
     scores = [
-        score_image(
-            find_peaks(probs, card.peak_threshold, card.peak_min_distance_um / card.mpp),
-            item.cells,
-            radius_px,
-            item.name,
-        )
-        for probs, item in zip(prob_maps, images, strict=True)
+        score_image(found.cells, item.cells, radius_px, item.name)
+        for found, item in zip(detections, images, strict=True)
     ]
     table = summarise(scores, radius_px)
     f1 = {group: table.row(group).total_f1 for group in ("positive", "other", "agnostic")}
@@ -71,15 +85,15 @@ def validation_f1(
 ) -> dict[str, float]:
     """:func:`f1_scores` of the model's current weights on ``images``."""
     return f1_scores(
-        probability_maps(model, card, images, device, precision), images, card, match_radius_um
+        detect_images(model, card, images, device, precision), images, card, match_radius_um
     )
 
 
 def tune_on(
-    prob_maps: Sequence[np.ndarray],
+    detections: Sequence[Detection],
     images: Sequence[TrainingImage],
     card: ModelCard,
     match_radius_um: float,
 ) -> TuneResult:
-    """Peak threshold and minimum distance that maximise F1 on the validation maps."""
-    return tune_peaks(prob_maps, [item.cells for item in images], card.mpp, match_radius_um)
+    """Peak threshold and minimum distance that maximise F1 on the validation images."""
+    return tune_peaks(detections, [item.cells for item in images], card.mpp, match_radius_um)
