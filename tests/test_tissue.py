@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from wsi_ihc.infer.geometry import TileGeometry
 from wsi_ihc.infer.pipeline import MapLayout, TissueReach
-from wsi_ihc.io.tissue import TissueMask
+from wsi_ihc.io.tissue import TissueMask, tissue_mask
 
 
 def _sliced(mask: TissueMask, x: float, y: float, w: float, h: float) -> bool:
@@ -48,3 +50,50 @@ def test_tiles_run_are_those_within_reach_of_tissue() -> None:
     assert (
         1 <= sum(int(run.sum()) for run in plans.values()) < sum(run.size for run in plans.values())
     )
+
+
+def _annotated_outside_mask(folder: Path, mpp: float) -> tuple[int, int]:
+    from wsi_ihc.infer.detection import slide_tissue
+    from wsi_ihc.io.points import read_points
+    from wsi_ihc.io.slide import open_slide
+
+    outside = total = 0
+    for image in sorted((folder / "images").iterdir()):
+        with open_slide(image, mpp=mpp) as slide:
+            tissue = slide_tissue(slide)
+            truth = read_points(
+                folder / "points" / f"{image.stem}.csv", image_size=slide.dimensions
+            )
+        outside += int((~tissue.contains((truth.x + 0.5) * mpp, (truth.y + 0.5) * mpp)).sum())
+        total += len(truth)
+    return outside, total
+
+
+def test_the_mask_keeps_every_annotated_cell_of_real_images(bcdata_dir: Path) -> None:
+    """Fields of view cut through tissue at their edges (BCData's 640² tiles, a camera's
+    grey-glass photos): the mask that decides what is counted drops none of their cells."""
+    assert _annotated_outside_mask(bcdata_dir, 0.25) == (0, 3019)
+    camera = bcdata_dir.parent / "ki67-camera"
+    if camera.is_dir():
+        assert _annotated_outside_mask(camera, 0.10) == (0, 2760)
+
+
+def test_tissue_cut_by_the_edge_keeps_its_edge() -> None:
+    """Closing used to erode ~16 µm from every edge of the image (its border read as glass)."""
+    rng = np.random.default_rng(1)
+    thumbnail = rng.integers(120, 200, (20, 30, 3)).astype(np.uint8)  # tissue everywhere
+    assert tissue_mask(thumbnail, 8.0).mask.all()
+    thumbnail[:, 20:] = 250  # glass on the right
+    mask = tissue_mask(thumbnail, 8.0).mask
+    assert mask[:, :20].all() and not mask[:, 21:].any()
+
+
+def test_faint_tinted_stroma_is_tissue_and_grey_glass_is_not() -> None:
+    """Pale stroma (OD ~0.045, lavender) between sparse cells is tissue; glass as bright
+    and grey, or brighter, is not."""
+    stroma = np.full((20, 20, 3), (225, 218, 240), np.uint8)
+    grey_glass = np.full((20, 20, 3), 230, np.uint8)
+    white_glass = np.full((20, 20, 3), 246, np.uint8)
+    for image, expected in ((stroma, True), (grey_glass, False), (white_glass, False)):
+        assert tissue_mask(image, 8.0).mask.all() == expected
+        assert tissue_mask(image, 8.0).mask.any() == expected

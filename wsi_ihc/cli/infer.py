@@ -54,7 +54,8 @@ def format_summary(summary: dict) -> str:
             f"{summary['slide']}",
             f"  positive {counts['positive']}   other {counts['other']}   "
             f"positive % {'n/a' if percent is None else f'{percent:.1f}'}",
-            f"  tissue {summary['tissue_area_mm2']:.3f} mm²   per mm²: positive "
+            f"  tissue {summary['tissue_area_mm2']:.3f} mm² (glass left out: "
+            f"{100 * summary['tissue_mask_removed']['fraction']:.0f} %)   per mm²: positive "
             f"{density['positive'] or 0:.0f}, other {density['other'] or 0:.0f}",
             f"  H-score {_number(summary['h_score'])}   hotspot positive % "
             f"{_number((summary['hotspot'] or {}).get('positive_percent'))}",
