@@ -8,7 +8,9 @@ decoder as float16 to ``--out-dir/NAME.safetensors``, scores *that file* with
 ``wsi-ihc evaluate`` on the held-out test sets (BCData 18-25, ki67-camera test), and writes
 ``benchmarks/studies/builtin/NAME.json`` and the model card ``--out-dir/NAME.md``. It prints
 the sha256 to fix in ``wsi_ihc/model/builtin.py``: until then the package refuses the new file,
-by design. A run folder that already holds the trained model is exported without training.
+by design. A run folder that already holds the trained model is exported without training;
+``--score-only`` (with the options the card names) scores the shipped file again, when
+``evaluate`` has changed, and rewrites the record's metrics and the card.
 """
 
 from __future__ import annotations
@@ -175,6 +177,11 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
     )
 
 
+def made_by(argv: list[str]) -> str:
+    """The command that made the model, as its card gives it (``--score-only`` rescored it)."""
+    return " ".join(arg for arg in argv if arg != "--score-only")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="holds bcdata/, ki67-camera/")
@@ -194,38 +201,45 @@ def main() -> None:
         help="a study's folder (benchmarks/studies/NAME) holding this recipe's runs with other "
         "seeds: the card states the spread",
     )
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="no training: score the shipped weights again with today's `wsi-ihc evaluate` "
+        "and rewrite the record's metrics and the card (same other options as it was made with)",
+    )
     args = parser.parse_args()
     others = other_seeds(args)
     args.study = args.name
 
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
     work = args.runs / args.name / "data"
-    result = ablation.train_run(args, exe, args.variant, args.seed, work)
     weights = args.out_dir / f"{args.name}.safetensors"
-    folder = ablation.run_dir(args, args.variant, args.seed)
-    sha256 = export_builtin(
-        folder / "model.ckpt", weights, ruler(folder / "model.ckpt", args, work)
-    )
+    if args.score_only:
+        result = json.loads((args.results / f"{args.name}.json").read_text())
+        result["commands"] = [c for c in result["commands"] if " evaluate " not in c]
+        scores = args.runs / args.name / "score-only"
+    else:
+        result = ablation.train_run(args, exe, args.variant, args.seed, work)
+        folder = ablation.run_dir(args, args.variant, args.seed)
+        sha256 = export_builtin(
+            folder / "model.ckpt", weights, ruler(folder / "model.ckpt", args, work)
+        )
+        result.update(name=args.name, sha256=sha256, size_mb=round(weights.stat().st_size / 1e6, 2))
+        scores = folder / "float16"
     metrics, commands = ablation.score_model(
-        exe, weights, args.data, work, args.radius_um, folder / "float16",
+        exe, weights, args.data, work, args.radius_um, scores,
         tuple(args.test_sets.split(",")) if args.test_sets else ablation.scored_sets(
             args.train_sets
         ),
     )  # fmt: skip
-    result.update(
-        name=args.name,
-        sha256=sha256,
-        size_mb=round(weights.stat().st_size / 1e6, 2),
-        metrics=metrics,
-        commands=[*result["commands"], *commands],
-    )
+    result.update(metrics=metrics, commands=[*result["commands"], *commands])
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     card = args.out_dir / f"{args.name}.md"
     card.write_text(
-        model_card(result, read_card(weights), " ".join(sys.argv), others, args.spread_study)
+        model_card(result, read_card(weights), made_by(sys.argv), others, args.spread_study)
     )
-    print(f"{weights}: {result['size_mb']} MB, sha256 {sha256}; card {card}")
+    print(f"{weights}: {result['size_mb']} MB, sha256 {result['sha256']}; card {card}")
     for name, groups in metrics.items():
         print(name, {group: round(groups[group]["total_f1"], 3) for group in ablation.GROUPS})
 

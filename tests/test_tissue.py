@@ -97,3 +97,13 @@ def test_faint_tinted_stroma_is_tissue_and_grey_glass_is_not() -> None:
     for image, expected in ((stroma, True), (grey_glass, False), (white_glass, False)):
         assert tissue_mask(image, 8.0).mask.all() == expected
         assert tissue_mask(image, 8.0).mask.any() == expected
+
+
+def test_a_small_field_of_view_is_tissue_not_a_speck() -> None:
+    """A 60 µm crop of tissue (0.0036 mm², under the 0.005 mm² of a speck) is kept."""
+    rng = np.random.default_rng(2)
+    thumbnail = rng.integers(120, 200, (8, 8, 3)).astype(np.uint8)  # 64 µm at 8 µm/px
+    assert tissue_mask(thumbnail, 8.0).mask.all()
+    speck = np.full((100, 100, 3), 250, np.uint8)
+    speck[50:53, 50:53] = 150  # 24 µm of dirt on a 0.8 mm field of glass
+    assert not tissue_mask(speck, 8.0).mask.any()
