@@ -7,7 +7,7 @@ files written earlier (``--pred``), or the classical colour-deconvolution baseli
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -224,13 +224,14 @@ class EvaluationRun:
         model, card = load_checkpoint(model_path, decoders=("main",))
         return TilePredictor(model, card, device=device, precision=precision, tta=tta)
 
-    def detect(self, predictor: TilePredictor, rule: PeakRule) -> list[Detection]:
+    def detect(self, predictor: TilePredictor, rule: PeakRule) -> Iterator[Detection]:
         """Each image through ``infer``'s steps (:func:`detect_slide`), opened as ``infer``
-        opens it: the cells scored are the cells ``infer`` writes."""
+        opens it: the cells scored are the cells ``infer`` writes. One at a time: a map is
+        kept only by a caller that needs it (peak tuning)."""
         from wsi_ihc.infer.detection import detect_file
 
-        items = self._progress(self.items, "inference")
-        return [detect_file(item.image_path, self.mpp, predictor, rule) for item in items]
+        for item in self._progress(self.items, "inference"):
+            yield detect_file(item.image_path, self.mpp, predictor, rule)
 
     def tune(
         self,
@@ -246,7 +247,7 @@ class EvaluationRun:
 
         card = predictor.card
         first = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
-        detections = self.detect(predictor, first)
+        detections = list(self.detect(predictor, first))
         result = tune_peaks(detections, self.truths, self.mpp, radius_um, thresholds, distances_um)
         click.echo("Peak tuning, best first (score = mean totalF1 of positive, other, agnostic):")
         click.echo(result.format(top=10))
