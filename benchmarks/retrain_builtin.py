@@ -143,9 +143,9 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
             + f", {recipe.get('lr_schedule', 'constant')} learning rate"
             + (f", `{recipe['extra']}`" if recipe["extra"] else "")
             + ", from scratch (no pretrained weights), on a CPU"
-            + ("; each source drawn equally often." if "," in recipe["train_sets"] else "."),
+            + ("; each source drawn equally often." if len(sources) > 1 else "."),
             "- Training data: "
-            + "; ".join(TRAINING_DATA[name] for name in recipe["train_sets"].split(","))
+            + "; ".join(TRAINING_DATA[name] for name in sources)
             + ": research and benchmark use only, and so is this model.",
             "",
             f"## Metrics (totalF1 at r = {result['radius_um']} µm, held-out images only)",
@@ -175,6 +175,20 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
             "",
         ]
     )
+
+
+def recorded_run(args: argparse.Namespace) -> dict:
+    """The record of the shipped model, refused when the options name another recipe (the
+    card's Reproduce line would lie). Records older than an option hold its then default."""
+    result = json.loads((args.results / f"{args.name}.json").read_text())
+    recorded = {"train_sets": "bcdata-0-17", "lr_schedule": "constant", **result["recipe"]}
+    given = {**ablation.recipe(args), "variant": args.variant, "seed": args.seed}
+    recorded.update(variant=result["variant"], seed=result["seed"])
+    if given != recorded:
+        differ = ", ".join(f"{k} {given[k]!r} (recorded {recorded.get(k)!r})" for k in given
+                           if given[k] != recorded.get(k))  # fmt: skip
+        raise SystemExit(f"{args.name}: the options describe another recipe: {differ}")
+    return result
 
 
 def made_by(argv: list[str]) -> str:
@@ -214,8 +228,10 @@ def main() -> None:
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
     work = args.runs / args.name / "data"
     weights = args.out_dir / f"{args.name}.safetensors"
+    sets = ablation.scored_sets(args.train_sets)
     if args.score_only:
-        result = json.loads((args.results / f"{args.name}.json").read_text())
+        result = recorded_run(args)
+        sets = tuple(result["metrics"])  # what it was scored on, again
         result["commands"] = [c for c in result["commands"] if " evaluate " not in c]
         scores = args.runs / args.name / "score-only"
     else:
@@ -228,9 +244,7 @@ def main() -> None:
         scores = folder / "float16"
     metrics, commands = ablation.score_model(
         exe, weights, args.data, work, args.radius_um, scores,
-        tuple(args.test_sets.split(",")) if args.test_sets else ablation.scored_sets(
-            args.train_sets
-        ),
+        tuple(args.test_sets.split(",")) if args.test_sets else sets,
     )  # fmt: skip
     result.update(metrics=metrics, commands=[*result["commands"], *commands])
     args.results.mkdir(parents=True, exist_ok=True)

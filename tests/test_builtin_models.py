@@ -144,3 +144,17 @@ def test_retraining_script_refuses_a_spread_study_without_the_recipe_before_trai
     assert done.returncode != 0
     assert f"{tmp_path}: no runs of this recipe with other seeds" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_rescoring_refuses_options_that_describe_another_recipe(tmp_path: Path) -> None:
+    """`--score-only` rewrites the card's Reproduce line from its options: options that do
+    not describe the recorded recipe (v1 was trained at a constant learning rate) are refused
+    in one line, before anything is scored or written."""
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"), "--data", str(tmp_path),
+        "--name", "ki67-bcdata-r18-v1", "--runs", str(tmp_path / "runs"), "--score-only",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "another recipe: lr_schedule 'cosine' (recorded 'constant')" in done.stderr
+    assert not (tmp_path / "runs").exists()

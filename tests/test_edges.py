@@ -140,3 +140,20 @@ def test_infer_on_held_out_images_scores_as_evaluate_reports(
     assert abs(sum(len(p) for p in preds) - scored_cells) <= 0.01 * scored_cells
     # Most annotated cells are found: the frame of each field of view is counted too.
     assert written.row("agnostic").counts.tp > 0.7 * sum(len(t) for t in truths)
+
+
+def test_pixels_past_the_edges_mirror_the_image_as_numpy_pads_it() -> None:
+    """Windows inside, across one or two edges, or larger than the whole map (reflected
+    again) read what `np.pad(mode="symmetric")` gives, as `evaluate` always padded."""
+    from wsi_ihc.infer.pipeline import MapLayout, read_mirrored
+    from wsi_ihc.io.slide import image_slide
+
+    image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    slide = image_slide(image, 0.5, Path("random.png"))
+    layout = MapLayout(height_px=37, width_px=53, block_px=16, scale=1.0)
+    padded = np.pad(image, ((40, 40), (40, 40), (0, 0)), mode="symmetric")
+    windows = [(5, 5, 10, 10), (0, 0, 37, 53), (-8, -8, 30, 30), (20, 40, 30, 30)]
+    for row0, col0, height, width in [*windows, (-3, 30, 60, 40), (-40, -40, 117, 133)]:
+        expected = padded[row0 + 40 : row0 + 40 + height, col0 + 40 : col0 + 40 + width]
+        got = read_mirrored(slide, layout, row0, col0, height, width, 0.5)
+        np.testing.assert_array_equal(got, expected, err_msg=str((row0, col0)))

@@ -126,18 +126,16 @@ def read_mirrored(
     the cells of a 64 px frame of a 640² field of view were lost). Inside the map the
     pixels come back as read, not copied.
     """
+    rows_inside = row0 >= 0 and row0 + height <= layout.height_px
+    if rows_inside and col0 >= 0 and col0 + width <= layout.width_px:
+        return slide.read_at_mpp(col0 * layout.scale, row0 * layout.scale, width, height, mpp)
     rows = mirror_index(np.arange(row0, row0 + height), layout.height_px)
     cols = mirror_index(np.arange(col0, col0 + width), layout.width_px)
     top, left = int(rows.min()), int(cols.min())
+    bottom, right = int(rows.max()) + 1, int(cols.max()) + 1
     region = slide.read_at_mpp(
-        left * layout.scale,
-        top * layout.scale,
-        int(cols.max()) + 1 - left,
-        int(rows.max()) + 1 - top,
-        mpp,
-    )
-    if top == row0 and left == col0 and region.shape[:2] == (height, width):
-        return region  # all inside the map
+        left * layout.scale, top * layout.scale, right - left, bottom - top, mpp
+    )  # the pixels the mirrored window takes, once each
     return region[np.ix_(rows - top, cols - left)]
 
 

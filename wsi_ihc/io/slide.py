@@ -96,32 +96,6 @@ class _TiaBackend:
         self.reader = None
 
 
-class _ArrayBackend:
-    """An RGB image already in memory as a one-level slide (training's validation images)."""
-
-    def __init__(self, image: np.ndarray) -> None:
-        self.image = image
-        self.level_dimensions = ((image.shape[1], image.shape[0]),)
-        self.level_downsamples = (1.0,)
-
-    def read(self, level: int, x: int, y: int, width: int, height: int, box: int = 1) -> np.ndarray:
-        rows, cols = self.image.shape[:2]
-        x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + width * box, cols), min(y + height * box, rows)
-        if (x0, y0, x1, y1) == (x, y, x + width * box, y + height * box):
-            return shrink(self.image[y0:y1, x0:x1], box)
-        region = np.full((height * box, width * box, 3), GLASS_RGB, np.uint8)
-        if x1 > x0 and y1 > y0:
-            region[y0 - y : y1 - y, x0 - x : x1 - x] = self.image[y0:y1, x0:x1]
-        return shrink(region, box)
-
-    def describe(self) -> str:
-        return "in memory"
-
-    def close(self) -> None:
-        self.image = None
-
-
 def shrink(region: np.ndarray, box: int) -> np.ndarray:
     """Each ``box`` x ``box`` square of pixels to its mean (OpenCV's INTER_AREA)."""
     if box == 1:
@@ -302,9 +276,18 @@ def open_slide(path: Path, mpp: float | None = None, reader: str = "auto") -> Sl
 
 
 def image_slide(image: np.ndarray, mpp: float, path: Path) -> Slide:
-    """An RGB uint8 image in memory, ``mpp`` µm/px, read like a slide file (``path`` names
-    it in messages)."""
-    return Slide(path=Path(path), backend=_ArrayBackend(image), mpp=float(mpp), vendor="array")
+    """An RGB uint8 image in memory, ``mpp`` µm/px, read through the same TIAToolbox reader
+    (and padding) as an image file (``path`` names it in messages)."""
+    from tiatoolbox.wsicore.wsimeta import WSIMeta
+    from tiatoolbox.wsicore.wsireader import VirtualWSIReader
+
+    size = (image.shape[1], image.shape[0])
+    # Given whole, the metadata raises none of the warnings a bare array would.
+    info = WSIMeta(
+        slide_dimensions=size, axes="YXS", mpp=(mpp, mpp), raw={}, level_dimensions=[size]
+    )
+    reader = VirtualWSIReader(image, info=info)
+    return Slide(path=Path(path), backend=_TiaBackend(reader), mpp=float(mpp), vendor="array")
 
 
 def recorded_mpp(path: Path, reader: str = "auto") -> float | None:
