@@ -24,7 +24,7 @@ test: install lint
 	$(BIN)/pytest -q
 
 demo: install
-	$(BIN)/python -m wsi_ihc.demo --out $(DEMO)
+	$(BIN)/python -m wsi_ihc.cli.demo --out $(DEMO)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

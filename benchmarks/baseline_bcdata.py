@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/baseline_bcdata.py [--data ../shared/data/bcdata]
 
 Prints the best grid points on 0-17, then the F1 table on 18-25 (r = 2.5 µm = 10 px at
-0.25 µm/px) for the tuned parameters and for ``wsi_ihc.baseline.DEFAULT_PARAMS``.
+0.25 µm/px) for the tuned parameters and for ``wsi_ihc.evaluate.baseline.DEFAULT_PARAMS``.
 Tiles 18-25 are never used to choose anything. Runs in a few minutes on 2 CPU cores.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.baseline import DEFAULT_PARAMS, BaselineParams, Stains, classify, find_blobs
-from wsi_ihc.evaluate import Table, evaluate
+from wsi_ihc.evaluate.baseline import DEFAULT_PARAMS, BaselineParams, Stains, classify, find_blobs
+from wsi_ihc.evaluate.matching import Table, evaluate
+from wsi_ihc.evaluate.peak_tuning import criterion
 from wsi_ihc.io.annotated_folder import list_annotated, load_annotated
 from wsi_ihc.io.points import Cells
-from wsi_ihc.tune import criterion
 
 MPP = 0.25
 RADIUS_UM = 2.5
@@ -61,7 +61,7 @@ def main() -> None:
 
 
 def score(images: list[np.ndarray], truths: list[Cells], params: BaselineParams) -> Table:
-    from wsi_ihc.baseline import detect_cells
+    from wsi_ihc.evaluate.baseline import detect_cells
 
     preds = [detect_cells(image, MPP, params) for image in images]
     return evaluate(preds, truths, RADIUS_UM / MPP)[0]

@@ -16,7 +16,7 @@ import common
 import numpy as np
 import torch
 
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.model.checkpoint import load_checkpoint
 
 

@@ -38,11 +38,11 @@ import numpy as np
 import zarr
 
 from wsi_ihc.infer import block_peaks, map_pyramid
-from wsi_ihc.infer.cell_measures import BlockPixels
-from wsi_ihc.infer.pictures import OverlayCanvas
-from wsi_ihc.infer.predict import TilePredictor
-from wsi_ihc.infer.report import draw_overlay
+from wsi_ihc.infer.detect.predict import TilePredictor
+from wsi_ihc.infer.pictures.drawing import draw_overlay
+from wsi_ihc.infer.pictures.overlay import OverlayCanvas
 from wsi_ihc.infer.run import LoadedModel, infer_slide, load_model
+from wsi_ihc.infer.scores.cell_measures import BlockPixels
 from wsi_ihc.io.points import CellFiles, Cells, write_csv, write_geojson
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import full_mask

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 

@@ -24,10 +24,10 @@ import dask
 import numpy as np
 from scipy import ndimage
 
-from wsi_ihc.infer.block_peaks import PeakRule, find_peaks_stored
-from wsi_ihc.infer.geometry import TileGeometry
-from wsi_ihc.infer.map_pyramid import create_map_store
-from wsi_ihc.infer.peaks import (
+from wsi_ihc.infer.detect.block_peaks import PeakRule, find_peaks_stored
+from wsi_ihc.infer.detect.geometry import TileGeometry
+from wsi_ihc.infer.detect.map_pyramid import create_map_store
+from wsi_ihc.infer.detect.peaks import (
     peak_labels,
     peak_levels,
     raster_nonzero,
@@ -35,7 +35,7 @@ from wsi_ihc.infer.peaks import (
     tied_with_earlier,
     window_max,
 )
-from wsi_ihc.infer.pipeline import MapLayout
+from wsi_ihc.infer.detect.pipeline import MapLayout
 from wsi_ihc.infer.run import infer_slide
 
 CELL_SPACING_PX = 22  # 11 µm at 0.5 µm/px

@@ -29,8 +29,8 @@ import common
 import numpy as np
 import torch
 
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_block
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.pipeline import MapLayout, TissueReach, predict_block
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.infer.run import infer_slide, load_model
 from wsi_ihc.io.slide import open_slide
 from wsi_ihc.io.tissue import full_mask

@@ -5,7 +5,7 @@
 Runs ``infer_slide`` on one synthetic ×40 slide once per precision (same checkpoint,
 tiles, batch, channels-last) after a warm-up (a batch; on CUDA a whole untimed run, as
 kernels load lazily), and matches every precision's cells one-to-one with fp32's within
-``--radius-px`` level-0 pixels (``wsi_ihc.evaluate.score_image``). Target: F1 >= 0.99
+``--radius-px`` level-0 pixels (``wsi_ihc.evaluate.matching.score_image``). Target: F1 >= 0.99
 against fp32. Use a trained ``--model``: an untrained map's weak maxima move with any
 rounding. On CUDA add fp16. ``auto`` shows what ``--precision auto`` picks on this machine
 (run it again under ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` for an AVX2 CPU).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import common
 
-from wsi_ihc.evaluate import score_image
+from wsi_ihc.evaluate.matching import score_image
 from wsi_ihc.infer.run import infer_slide, load_model
 from wsi_ihc.io.points import CLASS_NAMES
 

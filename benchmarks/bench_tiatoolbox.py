@@ -12,7 +12,7 @@ run on the larger of the two class maps with the class taken as the argmax, as w
 Both sides run the whole slide (no tissue mask), from an already loaded model to cells on disk.
 
 Prints wall times, the speed-up, and how well the two cell sets agree (one-to-one matching
-within ``--radius-px`` level-0 pixels, ``wsi_ihc.evaluate``).
+within ``--radius-px`` level-0 pixels, ``wsi_ihc.evaluate.matching``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tiatoolbox.models.engine.io_config import IOSegmentorConfig
 from tiatoolbox.models.engine.nucleus_detector import NucleusDetector
 from tiatoolbox.models.models_abc import ModelABC
 
-from wsi_ihc.evaluate import score_image
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.evaluate.matching import score_image
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.infer.run import LoadedModel, infer_slide, load_model
 from wsi_ihc.io.points import CLASS_NAMES, Cells
 
@@ -139,7 +139,7 @@ def rules_on_one_map(zarr_path: Path, tia_model: TiaModel, threshold: float, dis
     """Agreement of the two peak rules alone, on one stored map (whole array)."""
     import zarr
 
-    from wsi_ihc.infer.peaks import find_peaks
+    from wsi_ihc.infer.detect.peaks import find_peaks
 
     probs = np.asarray(zarr.open_array(str(zarr_path), mode="r")[:], dtype=np.float32)
     rows, cols, label = np.nonzero(tia_model.postproc(probs.transpose(1, 2, 0)))

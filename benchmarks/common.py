@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.slide import open_slide
 from wsi_ihc.model.precision import PRECISIONS, cpu_hardware
 

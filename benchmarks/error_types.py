@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from wsi_ihc.evaluate import match_points
-from wsi_ihc.infer.block_peaks import PeakRule
-from wsi_ihc.infer.detection import detect_file
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.evaluate.matching import match_points
+from wsi_ihc.infer.detect.block_peaks import PeakRule
+from wsi_ihc.infer.detect.engine import detect_file
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.annotated_folder import (
     AnnotatedImage,
     folder_mpp,

@@ -41,7 +41,7 @@ bench tiatoolbox 150 benchmarks/bench_tiatoolbox.py --device "$device" --size 81
 # The demo on the GPU (resnet18 trained on synthetic tiles, a slide, F1 against its truth);
 # its model, trained, is the one whose cells fp32 and the fast precisions must agree on,
 # and whose outputs the engine benchmark replays.
-bench demo 150 -m wsi_ihc.demo --out "$demo_dir" --device "$device" --epochs 4
+bench demo 150 -m wsi_ihc.cli.demo --out "$demo_dir" --device "$device" --epochs 4
 bench engine 120 benchmarks/bench_engine.py --device "$device" --size "$size" \
     --read-workers "$workers" --block-tiles 16 --model "$demo_dir/run/model.ckpt"
 # nvJPEG on the raw tiles: same pixels as the CPU decoder? how fast? (decoding is half the

@@ -7,7 +7,7 @@ Trains the recipe the built-in's card states (the same ``wsi-ihc train`` run as
 decoder as float16 to ``--out-dir/NAME.safetensors``, scores *that file* with
 ``wsi-ihc evaluate`` on the held-out test sets (BCData 18-25, ki67-camera test), and writes
 ``benchmarks/studies/builtin/NAME.json`` and the model card ``--out-dir/NAME.md``. It prints
-the sha256 to fix in ``wsi_ihc/model/builtin.py``: until then the package refuses the new file,
+the sha256 to fix in ``wsi_ihc/model/registry.py``: until then the package refuses the new file,
 by design. A run folder that already holds the trained model is exported without training;
 ``--score-only`` (with the options the card names) scores the shipped file again, when
 ``evaluate`` has changed, and rewrites the record's metrics and the card.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import ablation
 
-from wsi_ihc.model.builtin import DEFAULT, export_builtin
 from wsi_ihc.model.checkpoint import read_card
+from wsi_ihc.model.registry import DEFAULT, export_builtin
 from wsi_ihc.reference_data import TRAIN_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"

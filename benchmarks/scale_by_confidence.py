@@ -1,6 +1,6 @@
 """Is the model's own confidence a ruler? The pixel size at which its peaks are highest.
 
-A second reading of an image's pixel size beside ``wsi_ihc.scale``'s nuclei: read the
+A second reading of an image's pixel size beside ``wsi_ihc.infer.nuclei_ruler``'s nuclei: read the
 image at candidate pixel sizes (2^(k/6) × a guess, k = -6..6), run the model, and take the
 one whose detected peaks are highest on average. Printed per image: BCData tiles 0, 3, ...,
 15 (0.25 µm/px, stated) resampled by 1, 0.8 and 1.25 (so their true pixel size is known),
@@ -19,11 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsi_ihc.infer.peaks import find_peaks
-from wsi_ihc.infer.predict import TilePredictor, to_model_pixels
+from wsi_ihc.infer.detect.peaks import find_peaks
+from wsi_ihc.infer.detect.predict import TilePredictor, to_model_pixels
 from wsi_ihc.io.annotated_folder import read_image
-from wsi_ihc.model.builtin import resolve_model
 from wsi_ihc.model.checkpoint import load_checkpoint
+from wsi_ihc.model.registry import resolve_model
 from wsi_ihc.reference_data import BCDATA_MPP, CAMERA_MPP, CAMERA_TRAIN
 
 MULTIPLIERS = 2.0 ** (np.arange(-6, 7) / 6)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import common
 
-from wsi_ihc.infer.geometry import TileGeometry, peak_halo_px
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach
+from wsi_ihc.infer.detect.geometry import TileGeometry, peak_halo_px
+from wsi_ihc.infer.detect.pipeline import MapLayout, TissueReach
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
 from wsi_ihc.io.tissue import tissue_mask

@@ -29,7 +29,7 @@ SETS = ("bcdata-18-25", "camera-test")
 
 def tiles_per_s(model: Path, tta: str, tiles: int = 32, tile_px: int = 256) -> float:
     """Tiles/s of ``predict_tiles`` with ``tta``, after one warm-up batch."""
-    from wsi_ihc.infer.predict import TilePredictor
+    from wsi_ihc.infer.detect.predict import TilePredictor
     from wsi_ihc.model.checkpoint import load_checkpoint
 
     network, card = load_checkpoint(model, decoders=("main",))

@@ -63,7 +63,7 @@ def stain_model():
     """The fixed stain-smoothing model behind a real TilePredictor (fp32 on the CPU)."""
     from stain_model import StainSmoothing, stain_card
 
-    from wsi_ihc.infer.predict import TilePredictor
+    from wsi_ihc.infer.detect.predict import TilePredictor
     from wsi_ihc.infer.run import LoadedModel
 
     card = stain_card()

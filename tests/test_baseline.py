@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wsi_ihc.baseline import DEFAULT_PARAMS, BaselineParams, detect_cells, disc_means
-from wsi_ihc.evaluate import evaluate
+from wsi_ihc.evaluate.baseline import DEFAULT_PARAMS, BaselineParams, detect_cells, disc_means
+from wsi_ihc.evaluate.matching import evaluate
 from wsi_ihc.io.annotated_folder import list_annotated, load_annotated
 from wsi_ihc.io.points import Cells
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from wsi_ihc.batch.report import SHOWN
-from wsi_ihc.infer.report import HOTSPOT_BGR
+from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR
 from wsi_ihc.synth import make_slide
 
 CHROMIUM_FLAGS = (

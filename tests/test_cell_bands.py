@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wsi_ihc.infer.cell_bands import CellBands
+from wsi_ihc.infer.detect.cell_bands import CellBands
 from wsi_ihc.io.points import CellFiles, Cells, write_csv, write_geojson
 
 BLOCK = 50

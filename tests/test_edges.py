@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_ihc.cli import cli
-from wsi_ihc.evaluate import GROUPS, evaluate, score_image
-from wsi_ihc.infer.block_peaks import PeakRule
-from wsi_ihc.infer.detection import detect_file
+from wsi_ihc.evaluate.matching import GROUPS, evaluate, score_image
+from wsi_ihc.infer.detect.block_peaks import PeakRule
+from wsi_ihc.infer.detect.engine import detect_file
 from wsi_ihc.infer.run import InferSettings, infer_slide
 from wsi_ihc.io.points import Cells, read_points
 from wsi_ihc.synth import make_scene, render_region
@@ -148,7 +148,7 @@ def test_infer_on_held_out_images_scores_as_evaluate_reports(
 def test_pixels_past_the_edges_mirror_the_image_as_numpy_pads_it() -> None:
     """Windows inside, across one or two edges, or larger than the whole map (reflected
     again) read what `np.pad(mode="symmetric")` gives, as `evaluate` always padded."""
-    from wsi_ihc.infer.pipeline import MapLayout, read_mirrored
+    from wsi_ihc.infer.detect.pipeline import MapLayout, read_mirrored
     from wsi_ihc.io.slide import image_slide
 
     image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)

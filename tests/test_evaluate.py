@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from wsi_ihc.cli import cli
-from wsi_ihc.evaluate import (
+from wsi_ihc.evaluate.matching import (
     GROUPS,
     Counts,
     Match,
@@ -355,10 +355,10 @@ def test_cli_model_tune_and_write_checkpoint(folder: tuple[Path, Path], tmp_path
 
 
 def test_tune_peaks_finds_the_right_grid_point() -> None:
-    from wsi_ihc.infer.detection import Detection
-    from wsi_ihc.infer.pipeline import MapLayout
+    from wsi_ihc.evaluate.peak_tuning import criterion, tune_peaks
+    from wsi_ihc.infer.detect.engine import Detection
+    from wsi_ihc.infer.detect.pipeline import MapLayout
     from wsi_ihc.io.tissue import full_mask
-    from wsi_ihc.tune import criterion, tune_peaks
 
     # Cells as Gaussian bumps of height 0.9 in their class's map, two of them 6 px apart;
     # weak bumps (0.35) elsewhere are noise. Best: a threshold above 0.35 and a min

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsi_ihc.infer.hotspot import find_hotspot, radius_um
+from wsi_ihc.infer.scores.hotspot import find_hotspot, radius_um
 
 AREA_MM2 = 0.24
 MIN_CELLS = 500

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import zarr
 
-from wsi_ihc.evaluate import score_image
-from wsi_ihc.infer.peaks import find_peaks
+from wsi_ihc.evaluate.matching import score_image
+from wsi_ihc.infer.detect.peaks import find_peaks
 from wsi_ihc.infer.run import InferSettings, default_block_tiles, infer_slide
-from wsi_ihc.infer.score_options import ScoreOptions
+from wsi_ihc.infer.scores.options import ScoreOptions
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
 
@@ -162,7 +162,7 @@ def test_x20_slide_is_upsampled_for_a_x40_model(slides_dir: Path, tmp_path: Path
     """CMU-1-Small-Region (0.499 µm/px) runs end to end with a 0.25 µm/px model."""
     from stain_model import StainSmoothing, stain_card
 
-    from wsi_ihc.infer.predict import TilePredictor
+    from wsi_ihc.infer.detect.predict import TilePredictor
     from wsi_ihc.infer.run import LoadedModel
 
     card = stain_card(mpp=0.25)
@@ -200,7 +200,7 @@ def test_blocks_are_read_in_raster_order(
 ) -> None:
     """Neighbouring blocks share slide tiles: the tile cache relies on this order."""
     from wsi_ihc.infer import pipeline
-    from wsi_ihc.infer.block_peaks import PeakRule
+    from wsi_ihc.infer.detect.block_peaks import PeakRule
 
     predictor = stain_model.predictor
     read: list[tuple[int, int]] = []
@@ -241,7 +241,7 @@ def test_auto_stain_vectors_are_estimated_from_the_slides_tissue(
     synthetic_slide: Path, stain_model, tmp_path: Path
 ) -> None:
     """The synthetic slide is rendered with the standard H-DAB vectors: ``auto`` finds them."""
-    from wsi_ihc.infer.stains import default_vectors
+    from wsi_ihc.infer.scores.stains import default_vectors
 
     settings = InferSettings(
         model_path=Path("x"), quiet=True, scores=ScoreOptions(stain_vectors="auto")

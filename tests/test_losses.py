@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from wsi_ihc.model.losses import (
+from wsi_ihc.train.losses import (
     LossWeights,
     bce_loss,
     main_loss,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wsi_ihc.io.points import Cells
-from wsi_ihc.model.masks import circle_masks, dynamic_masks
+from wsi_ihc.train.masks import circle_masks, dynamic_masks
 
 
 def test_circle_mask_has_the_disc_area_and_radius():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from wsi_ihc.errors import CheckpointError, ConfigError
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
@@ -94,8 +94,8 @@ def test_detected_cells_come_back_in_image_pixels() -> None:
     """An image at 0.25 µm/px through a 0.5 µm/px model: cells come back in image pixels."""
     from stain_model import StainSmoothing, stain_card
 
-    from wsi_ihc.infer.block_peaks import PeakRule
-    from wsi_ihc.infer.detection import detect_slide
+    from wsi_ihc.infer.detect.block_peaks import PeakRule
+    from wsi_ihc.infer.detect.engine import detect_slide
     from wsi_ihc.io.slide import image_slide
     from wsi_ihc.synth import make_scene, render_region
 
@@ -106,7 +106,7 @@ def test_detected_cells_come_back_in_image_pixels() -> None:
     rule = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
     cells = detect_slide(image_slide(image, 0.25, Path("scene.png")), predictor, rule).cells
     truth = scene.truth()
-    from wsi_ihc.evaluate import score_image
+    from wsi_ihc.evaluate.matching import score_image
 
     assert score_image(cells, truth, radius_px=16).group("agnostic").f1 > 0.8
 

@@ -8,8 +8,8 @@ import pytest
 from scipy import ndimage
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.block_peaks import Neighbourhoods, PeakRule, find_peaks_stored
-from wsi_ihc.infer.peaks import find_peaks, peak_labels, raster_nonzero
+from wsi_ihc.infer.detect.block_peaks import Neighbourhoods, PeakRule, find_peaks_stored
+from wsi_ihc.infer.detect.peaks import find_peaks, peak_labels, raster_nonzero
 from wsi_ihc.io.points import Cells
 
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi_ihc.infer.heatmap import count_grids
-from wsi_ihc.infer.pictures import OVERLAY_MAX_PX, OverlayCanvas, overlay, overlay_mpp
-from wsi_ihc.infer.report import HOTSPOT_BGR
+from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR
+from wsi_ihc.infer.pictures.overlay import OVERLAY_MAX_PX, OverlayCanvas, overlay, overlay_mpp
 from wsi_ihc.infer.run import InferSettings, infer_slide
+from wsi_ihc.infer.scores.grids import count_grids
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
 from wsi_ihc.io.tissue import full_mask

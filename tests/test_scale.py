@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi_ihc.scale import check_scale, nucleus_radius_px, read_scale
+from wsi_ihc.infer.nuclei_ruler import check_scale, nucleus_radius_px, read_scale
 
 BCDATA_MPP = 0.25
 
@@ -84,10 +84,10 @@ def ruled_model(stain_model, tmp_path_factory: pytest.TempPathFactory):
 
     from stain_model import StainSmoothing
 
-    from wsi_ihc.infer.predict import TilePredictor, to_model_pixels
+    from wsi_ihc.infer.detect.predict import TilePredictor, to_model_pixels
+    from wsi_ihc.infer.nuclei_ruler import reference_radius_um
     from wsi_ihc.infer.run import LoadedModel
     from wsi_ihc.io.annotated_folder import list_annotated, read_image
-    from wsi_ihc.scale import reference_radius_um
     from wsi_ihc.synth import make_tiles
 
     folder = tmp_path_factory.mktemp("ruler")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.score_options import ScoreOptions, parse_thresholds
-from wsi_ihc.infer.scores import allred, intensity_classes, intensity_summary
+from wsi_ihc.infer.scores.intensity import allred, intensity_classes, intensity_summary
+from wsi_ihc.infer.scores.options import ScoreOptions, parse_thresholds
 
 THRESHOLDS = (0.2, 0.4, 0.6)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.cell_measures import BlockPixels, check_radius, pixel_rows
-from wsi_ihc.infer.stains import (
+from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius, pixel_rows
+from wsi_ihc.infer.scores.stains import (
     OD_LUT,
     StainVectors,
     default_vectors,

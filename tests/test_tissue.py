@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.geometry import TileGeometry
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach
+from wsi_ihc.infer.detect.geometry import TileGeometry
+from wsi_ihc.infer.detect.pipeline import MapLayout, TissueReach
 from wsi_ihc.io.tissue import TissueMask, tissue_mask
 
 
@@ -53,7 +53,7 @@ def test_tiles_run_are_those_within_reach_of_tissue() -> None:
 
 
 def _annotated_outside_mask(folder: Path, mpp: float) -> tuple[int, int]:
-    from wsi_ihc.infer.detection import slide_tissue
+    from wsi_ihc.infer.detect.engine import slide_tissue
     from wsi_ihc.io.points import read_points
     from wsi_ihc.io.slide import open_slide
 

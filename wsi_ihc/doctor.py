@@ -140,7 +140,7 @@ def _gpus() -> list[tuple[str, str]]:
 def _defaults() -> list[tuple[str, str]]:
     import torch
 
-    from wsi_ihc.infer.predict import default_device
+    from wsi_ihc.infer.detect.predict import default_device
     from wsi_ihc.infer.run import default_read_workers
     from wsi_ihc.model.precision import resolve_precision
 

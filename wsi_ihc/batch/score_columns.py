@@ -1,6 +1,6 @@
 """The batch table's columns of a slide's scores: every number ``infer`` adds for them.
 
-Flat names for the nested summary fields (:mod:`wsi_ihc.infer.slide_scores`); absent or
+Flat names for the nested summary fields (:mod:`wsi_ihc.infer.scores.slide`); absent or
 undefined values (no cells, no hotspot, a failed slide) are empty cells.
 """
 

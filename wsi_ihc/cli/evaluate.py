@@ -27,12 +27,12 @@ from wsi_ihc.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from wsi_ihc.evaluate import ImageScores, Table
-    from wsi_ihc.infer.block_peaks import PeakRule
-    from wsi_ihc.infer.detection import Detection
-    from wsi_ihc.infer.predict import TilePredictor
+    from wsi_ihc.evaluate.matching import ImageScores, Table
+    from wsi_ihc.evaluate.peak_tuning import GridPoint
+    from wsi_ihc.infer.detect.block_peaks import PeakRule
+    from wsi_ihc.infer.detect.engine import Detection
+    from wsi_ihc.infer.detect.predict import TilePredictor
     from wsi_ihc.io.points import Cells
-    from wsi_ihc.tune import GridPoint
 
 SWEEP_RADII_UM = tuple(float(r) for r in range(1, 11))
 
@@ -129,7 +129,7 @@ def evaluate(
     default built-in model is scored."""
     from wsi_ihc.errors import ConfigError
     from wsi_ihc.logs import setup_logging
-    from wsi_ihc.model.builtin import BUILTINS
+    from wsi_ihc.model.registry import BUILTINS
 
     setup_logging(quiet)
     given = {"--model": model_spec, "--pred": pred_dir, "--baseline": baseline}
@@ -209,7 +209,7 @@ class EvaluationRun:
     def baseline(self) -> tuple[list[Cells], dict]:
         from dataclasses import asdict
 
-        from wsi_ihc.baseline import DEFAULT_PARAMS, detect_cells
+        from wsi_ihc.evaluate.baseline import DEFAULT_PARAMS, detect_cells
 
         images = self._progress(self.images, "baseline")
         preds = [detect_cells(image, self.mpp, DEFAULT_PARAMS) for image in images]
@@ -218,7 +218,7 @@ class EvaluationRun:
     def predictor(
         self, model_path: Path, device: str | None, precision: str, tta: str
     ) -> TilePredictor:
-        from wsi_ihc.infer.predict import TilePredictor
+        from wsi_ihc.infer.detect.predict import TilePredictor
         from wsi_ihc.model.checkpoint import load_checkpoint
 
         model, card = load_checkpoint(model_path, decoders=("main",))
@@ -228,7 +228,7 @@ class EvaluationRun:
         """Each image through ``infer``'s steps (:func:`detect_slide`), opened as ``infer``
         opens it: the cells scored are the cells ``infer`` writes. One at a time: a map is
         kept only by a caller that needs it (peak tuning)."""
-        from wsi_ihc.infer.detection import detect_file
+        from wsi_ihc.infer.detect.engine import detect_file
 
         for item in self._progress(self.items, "inference"):
             yield detect_file(item.image_path, self.mpp, predictor, rule)
@@ -242,8 +242,8 @@ class EvaluationRun:
     ) -> tuple[list[Cells], GridPoint]:
         """Choose the peak settings, computing the probability maps once; the cells found
         with the chosen settings."""
-        from wsi_ihc.infer.block_peaks import PeakRule
-        from wsi_ihc.tune import tune_peaks
+        from wsi_ihc.evaluate.peak_tuning import tune_peaks
+        from wsi_ihc.infer.detect.block_peaks import PeakRule
 
         card = predictor.card
         first = PeakRule(card.peak_threshold, card.peak_min_distance_um / card.mpp)
@@ -262,8 +262,8 @@ class EvaluationRun:
     def report(
         self, preds: list[Cells], source: dict, radius_um: float, out_dir: Path | None, sweep: bool
     ) -> None:
-        from wsi_ihc.evaluate import evaluate
-        from wsi_ihc.evaluate import sweep as sweep_tables
+        from wsi_ihc.evaluate.matching import evaluate
+        from wsi_ihc.evaluate.matching import sweep as sweep_tables
 
         radius_px = radius_um / self.mpp
         table, per_image = evaluate(preds, self.truths, radius_px, self.names)
@@ -306,8 +306,8 @@ def _run_model(
 ) -> tuple[list[Cells], dict]:
     """Cells from the checkpoint (``running``: device, precision, tta), with tuned or given
     peak settings, and what was used."""
-    from wsi_ihc.infer.block_peaks import PeakRule
-    from wsi_ihc.infer.scale_check import check_images
+    from wsi_ihc.infer.detect.block_peaks import PeakRule
+    from wsi_ihc.infer.pixel_size_check import check_images
     from wsi_ihc.model.checkpoint import model_id
 
     predictor = run.predictor(model_path, *running)
@@ -356,7 +356,7 @@ def _write_outputs(
 ) -> None:
     import csv
 
-    from wsi_ihc.evaluate import GROUPS
+    from wsi_ihc.evaluate.matching import GROUPS
     from wsi_ihc.io.atomic import atomic_write, write_json
     from wsi_ihc.io.points import write_csv
 
@@ -382,7 +382,7 @@ def _plot_sweep(path: Path, radii_um: tuple[float, ...], tables: list[Table]) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from wsi_ihc.evaluate import GROUPS
+    from wsi_ihc.evaluate.matching import GROUPS
     from wsi_ihc.io.atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)

@@ -12,7 +12,7 @@ def models(name: str | None) -> None:
     sha256 check, and its model card (data and terms, pixel size, recipe, metrics, what it
     is not for). Pass one to `--model` of infer, batch, evaluate or train --init."""
     from wsi_ihc.errors import CheckpointError, ConfigError
-    from wsi_ihc.model.builtin import BUILTINS, DEFAULT, verified
+    from wsi_ihc.model.registry import BUILTINS, DEFAULT, verified
 
     if name is not None and name not in BUILTINS:
         raise ConfigError(f"{name}: no such built-in model ({', '.join(BUILTINS)})")

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import click
 
-from wsi_ihc.infer.score_options import HOTSPOT_MIN_CELLS, ScoreOptions, parse_thresholds
+from wsi_ihc.infer.scores.options import HOTSPOT_MIN_CELLS, ScoreOptions, parse_thresholds
 from wsi_ihc.model.precision import PRECISIONS
 
 F = TypeVar("F", bound=Callable)
@@ -86,7 +86,7 @@ def mpp_or_auto_option(func: F) -> F:
 
 
 def model_option(func: F) -> F:
-    from wsi_ihc.model.builtin import DEFAULT
+    from wsi_ihc.model.registry import DEFAULT
 
     return click.option(
         "--model",
@@ -103,7 +103,7 @@ def resolve_model_option(spec: str | None) -> Path:
     the default built-in stands in for a missing ``--model``."""
     import logging
 
-    from wsi_ihc.model.builtin import BUILTINS, resolve_model
+    from wsi_ihc.model.registry import BUILTINS, resolve_model
 
     resolved = resolve_model(spec)
     if spec is None:
@@ -238,7 +238,7 @@ def _stain_vectors(ctx: click.Context, param: click.Parameter, value: str) -> st
     and made absolute (batch workers may run elsewhere)."""
     if value in ("default", "auto"):
         return value
-    from wsi_ihc.infer.stains import read_vectors
+    from wsi_ihc.infer.scores.stains import read_vectors
 
     path = Path(value).resolve()
     read_vectors(path)

@@ -210,12 +210,12 @@ def train(
     peak threshold and minimum distance are tuned on the validation images.
     """
     from wsi_ihc.errors import ConfigError
-    from wsi_ihc.infer.predict import default_device
+    from wsi_ihc.infer.detect.predict import default_device
     from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated
     from wsi_ihc.io.annotated_slides import list_annotated_slides, slide_mpp
     from wsi_ihc.logs import setup_logging
-    from wsi_ihc.model.builtin import resolve_model
     from wsi_ihc.model.checkpoint import read_card
+    from wsi_ihc.model.registry import resolve_model
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train as run_training
 

@@ -25,21 +25,21 @@ import torch
 
 from wsi_ihc import __version__
 from wsi_ihc.infer.allocator import limit_malloc_arenas
-from wsi_ihc.infer.block_peaks import PeakRule
-from wsi_ihc.infer.cell_bands import CellBands
-from wsi_ihc.infer.detection import (
+from wsi_ihc.infer.detect.block_peaks import PeakRule
+from wsi_ihc.infer.detect.cell_bands import CellBands
+from wsi_ihc.infer.detect.engine import (
     cells_on_tissue,
     default_block_tiles,
     plan_blocks,
     slide_tissue,
 )
-from wsi_ihc.infer.map_pyramid import create_map_store
-from wsi_ihc.infer.pipeline import MapLayout, predict_slide
-from wsi_ihc.infer.predict import TilePredictor
-from wsi_ihc.infer.report import slide_counts
-from wsi_ihc.infer.scale_check import AUTO, check_slide, estimate_mpp
-from wsi_ihc.infer.score_options import ScoreOptions
-from wsi_ihc.infer.slide_scores import SlideScores
+from wsi_ihc.infer.detect.map_pyramid import create_map_store
+from wsi_ihc.infer.detect.pipeline import MapLayout, predict_slide
+from wsi_ihc.infer.detect.predict import TilePredictor
+from wsi_ihc.infer.pictures.drawing import slide_counts
+from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
+from wsi_ihc.infer.scores.options import ScoreOptions
+from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide

@@ -44,7 +44,7 @@ class Cells:
 
     Cells measured by ``infer`` also carry ``od``, (N, 2) float32 mean haematoxylin and
     DAB optical density around each point, and ``intensity``, (N,) int8 classes 0-3
-    (:mod:`wsi_ihc.infer.scores`); both None otherwise.
+    (:mod:`wsi_ihc.infer.scores.intensity`); both None otherwise.
     """
 
     x: np.ndarray

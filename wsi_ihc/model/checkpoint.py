@@ -20,8 +20,8 @@ from safetensors.torch import save
 from wsi_ihc import __version__
 from wsi_ihc.errors import CheckpointError
 from wsi_ihc.io.atomic import atomic_write
-from wsi_ihc.model.builtin import sha256_of
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
+from wsi_ihc.model.registry import sha256_of
 
 FORMAT = "wsi-ihc-checkpoint/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -48,8 +48,8 @@ class ModelCard:
     peak_threshold: float = 0.5
     peak_min_distance_um: float = 3.0
     cell_radius_um: float = 2.0
-    #: Typical nucleus radius of the training data (wsi_ihc.scale), the pixel-size check's
-    #: ruler; None for models trained before it was recorded.
+    #: Typical nucleus radius of the training data (wsi_ihc.infer.nuclei_ruler), the
+    #: pixel-size check's ruler; None for models trained before it was recorded.
     nucleus_radius_um: float | None = None
     intensity_thresholds: tuple[float, float, float] = (0.2, 0.4, 0.6)  # DAB OD: 1+, 2+, 3+
     training: dict[str, Any] = field(default_factory=dict)

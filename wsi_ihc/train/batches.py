@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wsi_ihc.model.masks import circle_masks, dynamic_masks
 from wsi_ihc.train.augment import AugmentConfig, random_crop
 from wsi_ihc.train.dataset import TrainingImage
+from wsi_ihc.train.masks import circle_masks, dynamic_masks
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from wsi_ihc.model.checkpoint import (
     load_initial_weights,
     save_checkpoint,
 )
-from wsi_ihc.model.losses import bce_loss, multitask_loss
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 from wsi_ihc.train.augment import AugmentConfig
 from wsi_ihc.train.batches import BatchSpec, sample_batch
 from wsi_ihc.train.config import TrainConfig
 from wsi_ihc.train.dataset import TrainingImage
 from wsi_ihc.train.loop import StageResult, StageSpec, run_stage
+from wsi_ihc.train.losses import bce_loss, multitask_loss
 from wsi_ihc.train.validate import detect_images, probability_maps, tune_on, validation_f1
 
 #: Adam settings of the paper.
@@ -87,7 +87,7 @@ def nucleus_radius_um(
 ) -> float | None:
     """The training data's typical nucleus radius (µm), the card's ruler for the pixel-size
     check: measured on up to two 1024 px windows of each image (at the model's mpp)."""
-    from wsi_ihc.scale import reference_radius_um
+    from wsi_ihc.infer.nuclei_ruler import reference_radius_um
 
     regions = []
     for item in images:

@@ -1,6 +1,6 @@
 """Validation during training: detection F1 on held-out images, and peak tuning at the end.
 
-The model is run exactly as at inference (:func:`~wsi_ihc.infer.detection.detect_slide`:
+The model is run exactly as at inference (:func:`~wsi_ihc.infer.detect.engine.detect_slide`:
 the card's tile size and normalisation, the tissue mask, mirrored borders, blockwise
 peaks), so the validation F1 is the F1 of the cells ``infer`` writes with these weights.
 
@@ -16,14 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from wsi_ihc.evaluate import score_image, summarise
-from wsi_ihc.infer.block_peaks import PeakRule
-from wsi_ihc.infer.detection import Detection, detect_slide
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.evaluate.matching import score_image, summarise
+from wsi_ihc.evaluate.peak_tuning import TuneResult, tune_peaks
+from wsi_ihc.infer.detect.block_peaks import PeakRule
+from wsi_ihc.infer.detect.engine import Detection, detect_slide
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.slide import image_slide
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.train.dataset import TrainingImage
-from wsi_ihc.tune import TuneResult, tune_peaks
 
 
 def probability_maps(

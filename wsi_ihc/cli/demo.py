@@ -1,13 +1,13 @@
 """The built-in default run: synthetic data, a quickly trained small model, a slide, counts, F1.
 
-``make demo`` (or ``python -m wsi_ihc.demo --out demo``) runs the whole product on data it
+``make demo`` (or ``python -m wsi_ihc.cli.demo --out demo``) runs the whole product on data it
 makes itself, so a fresh machine shows what the tool does in a few minutes on a CPU:
 
 1. ``wsi-ihc synth tiles``: annotated training tiles at 0.25 µm/px;
 2. ``wsi-ihc train``: resnet18 encoder + main decoder, at 0.5 µm/px, a few epochs;
 3. ``wsi-ihc synth slide``: a pyramidal ×40 Aperio slide with known cells;
 4. ``wsi-ihc infer``: the slide through the model into Zarr, cells, summary, overlay;
-5. F1 of the detected cells against the slide's ground truth (wsi_ihc.evaluate);
+5. F1 of the detected cells against the slide's ground truth (wsi_ihc.evaluate.matching);
 6. real pixels: the built-in model on scikit-image's ``immunohistochemistry()`` sample (FHL2,
    cytoplasmic DAB in colonic glands, 512 × 512), counts and overlay. It records no pixel
    size; its epithelial nuclei are ~9 px wide and ~22 px long, ~4.5 × 11 µm at the
@@ -63,8 +63,8 @@ def demo(
     device: str | None,
 ) -> None:
     """Run the whole pipeline on synthetic data and print counts and F1."""
-    from wsi_ihc.evaluate import score_image
-    from wsi_ihc.infer.predict import default_device
+    from wsi_ihc.evaluate.matching import score_image
+    from wsi_ihc.infer.detect.predict import default_device
     from wsi_ihc.infer.run import InferSettings, infer_slide
     from wsi_ihc.io.points import read_points
     from wsi_ihc.logs import setup_logging
@@ -133,7 +133,7 @@ def real_pixels_demo(out: Path, device: str) -> None:
     from skimage import data
 
     from wsi_ihc.infer.run import InferSettings, infer_slide
-    from wsi_ihc.model.builtin import DEFAULT, resolve_model
+    from wsi_ihc.model.registry import DEFAULT, resolve_model
 
     image_path = out / "ihc" / "immunohistochemistry.png"
     image_path.parent.mkdir(parents=True, exist_ok=True)

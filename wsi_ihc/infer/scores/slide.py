@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.block_peaks import Origin
-from wsi_ihc.infer.cell_measures import BlockPixels, check_radius
-from wsi_ihc.infer.heatmap import count_grids, heatmap_picture, write_heatmaps
-from wsi_ihc.infer.hotspot import Hotspot, find_hotspot
-from wsi_ihc.infer.map_pyramid import MapPyramid
-from wsi_ihc.infer.pictures import OverlayCanvas, overlay, overlay_mpp
-from wsi_ihc.infer.report import HOTSPOT_BGR, write_png
-from wsi_ihc.infer.score_options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
-from wsi_ihc.infer.scores import intensity_summary
-from wsi_ihc.infer.stains import StainVectors, resolve_vectors
+from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.detect.map_pyramid import MapPyramid
+from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR, write_png
+from wsi_ihc.infer.pictures.overlay import OverlayCanvas, overlay, overlay_mpp
+from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius
+from wsi_ihc.infer.scores.grids import count_grids, heatmap_picture, write_heatmaps
+from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
+from wsi_ihc.infer.scores.intensity import intensity_summary
+from wsi_ihc.infer.scores.options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
+from wsi_ihc.infer.scores.stains import StainVectors, resolve_vectors
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.tissue import TissueMask

@@ -4,7 +4,7 @@ A block's pixels, read at the model's mpp with the tile margin around the tiles 
 kept from the moment the block is read until its cells are picked (the picker waits for
 the neighbours: about a row of blocks). Each cell then gets the mean per-channel optical
 density of the pixels within ``radius_px`` of it, deconvolved into haematoxylin and DAB
-OD (:mod:`wsi_ihc.infer.stains`), and its intensity class (:mod:`wsi_ihc.infer.scores`).
+OD (:mod:`stains`), and its intensity class (:mod:`intensity`).
 Cells lie only in tiles that were run, so the disc lies within the pixels read as long as
 its radius is at most the tile margin (:func:`check_radius`); pixels past the map's edge
 (glass padding beyond the slide) are left out of the mean.
@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.block_peaks import Origin
-from wsi_ihc.infer.scores import intensity_classes
-from wsi_ihc.infer.stains import OD_LUT, StainVectors
+from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.scores.intensity import intensity_classes
+from wsi_ihc.infer.scores.stains import OD_LUT, StainVectors
 from wsi_ihc.io.points import Cells
 
 

@@ -4,9 +4,9 @@ One Dask task per block: read the block plus tile margins at the model's mpp (th
 in parallel; the decoders release the GIL), run its tiles (the predictor's one model
 thread runs one batch at a time while other threads read), write the block's Zarr
 chunk and keep only its edges; the task that completes a block's neighbourhood then picks
-that block's cells (:mod:`wsi_ihc.infer.block_peaks`) and hands them on (``infer`` writes
-each finished band of blocks, :mod:`wsi_ihc.infer.cell_bands`) while the model goes on. Blocks
-are chunk-aligned, so writes never overlap, and the blocks in memory are those being
+that block's cells (:mod:`wsi_ihc.infer.detect.block_peaks`) and hands them on (``infer`` writes
+each finished band of blocks, :mod:`wsi_ihc.infer.detect.cell_bands`) while the model goes
+on. Blocks are chunk-aligned, so writes never overlap, and the blocks in memory are those being
 read or picked, whatever the slide size. Blocks without tissue are never read or run,
 nor are the tiles of a block out of reach of tissue (:class:`TissueReach`); they stay
 at the fill value 0.
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wsi_ihc.infer.block_peaks import Neighbourhoods, Origin, PeakRule
-from wsi_ihc.infer.geometry import TileGeometry
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.block_peaks import Neighbourhoods, Origin, PeakRule
+from wsi_ihc.infer.detect.geometry import TileGeometry
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import TissueMask

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.geometry import peak_halo_px
-from wsi_ihc.infer.peaks import cells_from_labels, peak_labels, peak_levels, threshold_level
+from wsi_ihc.infer.detect.geometry import peak_halo_px
+from wsi_ihc.infer.detect.peaks import cells_from_labels, peak_labels, peak_levels, threshold_level
 from wsi_ihc.io.points import Cells
 
 Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels

@@ -45,10 +45,10 @@ class BaselineParams:
 #: Tuned by benchmarks/baseline_bcdata.py: a grid search on BCData tiles 0-17 only (mpp 0.25,
 #: matching radius 2.5 µm = 10 px), detection by class-agnostic F1, then the DAB call on the
 #: 8 best detections by the mean pooled F1 of positive, other and agnostic
-#: (wsi_ihc.tune.criterion; 0.604 on 0-17). On the held-out tiles 18-25 these give total/mean
-#: F1 positive 0.706/0.711, other 0.561/0.530, agnostic 0.651. The DAB call measures a
-#: nucleus-sized disc because Ki-67 is nuclear; for cytoplasmic stains measure the whole cell
-#: (measure_radius_um about the cell radius) and re-tune dab_threshold.
+#: (wsi_ihc.evaluate.peak_tuning.criterion; 0.604 on 0-17). On the held-out tiles 18-25
+#: these give total/mean F1 positive 0.706/0.711, other 0.561/0.530, agnostic 0.651. The DAB
+#: call measures a nucleus-sized disc because Ki-67 is nuclear; for cytoplasmic stains measure
+#: the whole cell (measure_radius_um about the cell radius) and re-tune dab_threshold.
 DEFAULT_PARAMS = BaselineParams(
     nucleus_radius_um=4.0,
     min_distance_um=1.0,

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wsi_ihc.evaluate import GROUPS, Table, evaluate
+from wsi_ihc.evaluate.matching import GROUPS, Table, evaluate
 from wsi_ihc.io.points import Cells
 
 if TYPE_CHECKING:
-    from wsi_ihc.infer.detection import Detection
+    from wsi_ihc.infer.detect.engine import Detection
 
 DEFAULT_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 DEFAULT_DISTANCES_UM = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
@@ -76,7 +76,7 @@ def tune_peaks(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     distances_um: Sequence[float] = DEFAULT_DISTANCES_UM,
 ) -> TuneResult:
-    """Grid-search peak picking on the maps of :func:`~wsi_ihc.infer.detection.detect_slide`.
+    """Grid-search peak picking on the maps of :func:`~wsi_ihc.infer.detect.engine.detect_slide`.
 
     ``truths[i]`` are the annotated points of the image of ``detections[i]``, in its
     pixels, whose size is ``mpp`` (µm/px); each grid point scores the cells ``infer``

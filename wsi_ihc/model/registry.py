@@ -1,6 +1,6 @@
 """Models shipped inside the package, so ``wsi-ihc infer slide.svs`` counts cells at once.
 
-Each built-in is a float16 checkpoint (``wsi_ihc/models/NAME.safetensors``, encoder + main
+Each built-in is a float16 checkpoint (``wsi_ihc/model/builtin/NAME.safetensors``, encoder + main
 decoder only) with a model card beside it (``NAME.md``: data and its terms, pixel size,
 recipe, metrics with the commands that reproduce them, what it is not for). The sha256
 of every file is fixed here, in code, and checked whenever the model is picked: a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wsi_ihc.errors import CheckpointError
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "builtin"
 
 
 @dataclass(frozen=True)

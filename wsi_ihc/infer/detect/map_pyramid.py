@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.block_peaks import Origin
-from wsi_ihc.infer.pipeline import MapLayout
+from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.detect.pipeline import MapLayout
 from wsi_ihc.io.ngff import create_multiscale
 
 #: Each level is this many times smaller a side: 8, not 2 or 4, because every level's

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.block_peaks import Origin, PeakRule
-from wsi_ihc.infer.geometry import peak_halo_px
-from wsi_ihc.infer.peaks import find_peaks
-from wsi_ihc.infer.pipeline import MapLayout, TissueReach, predict_slide
-from wsi_ihc.infer.predict import TilePredictor
+from wsi_ihc.infer.detect.block_peaks import Origin, PeakRule
+from wsi_ihc.infer.detect.geometry import peak_halo_px
+from wsi_ihc.infer.detect.peaks import find_peaks
+from wsi_ihc.infer.detect.pipeline import MapLayout, TissueReach, predict_slide
+from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide, open_slide
 from wsi_ihc.io.tissue import TissueMask, full_mask, tissue_mask

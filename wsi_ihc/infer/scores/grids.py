@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.hotspot import grid_counts
+from wsi_ihc.infer.scores.hotspot import grid_counts
 from wsi_ihc.io.ngff import create_multiscale
 
 CHANNELS = ("positive_per_mm2", "cells_per_mm2", "positive_percent")

@@ -2,7 +2,7 @@
 
 Reads a few extra regions (at most :data:`REGIONS` of :data:`REGION_PX`², a fraction of
 a percent of a slide's pixels) from the blocks with the most tissue, measures the nuclei
-(:mod:`wsi_ihc.scale`) and compares them with the ruler the model's card records.
+(:mod:`wsi_ihc.infer.nuclei_ruler`) and compares them with the ruler the model's card records.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import SlideError
+from wsi_ihc.infer.nuclei_ruler import ScaleCheck, check_scale, read_scale
 from wsi_ihc.io.slide import Slide, open_slide, recorded_mpp
-from wsi_ihc.scale import ScaleCheck, check_scale, read_scale
 
 log = logging.getLogger("wsi_ihc")
 

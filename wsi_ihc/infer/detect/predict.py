@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from wsi_ihc.infer.geometry import TileGeometry
+from wsi_ihc.infer.detect.geometry import TileGeometry
 from wsi_ihc.model.checkpoint import ModelCard
 from wsi_ihc.model.precision import resolve_precision
 

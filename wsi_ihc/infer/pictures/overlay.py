@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsi_ihc.infer.heatmap import colour, densities
-from wsi_ihc.infer.report import overlay_picture
+from wsi_ihc.infer.pictures.drawing import overlay_picture
+from wsi_ihc.infer.scores.grids import colour, densities
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.tissue import TissueMask
 
