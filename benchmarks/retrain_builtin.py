@@ -22,8 +22,8 @@ from pathlib import Path
 
 import ablation
 
-from wsi_ihc.model.checkpoint import read_card
-from wsi_ihc.model.registry import DEFAULT, export_builtin
+from wsi_ihc.model.checkpoint import export_builtin, read_card
+from wsi_ihc.model.registry import DEFAULT
 from wsi_ihc.reference_data import TRAIN_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"

@@ -14,8 +14,9 @@ from safetensors import safe_open
 
 from wsi_ihc.cli import cli
 from wsi_ihc.errors import CheckpointError
+from wsi_ihc.io.hashing import sha256_of
 from wsi_ihc.model.checkpoint import load_checkpoint, read_card
-from wsi_ihc.model.registry import BUILTINS, DEFAULT, resolve_model, sha256_of, verified
+from wsi_ihc.model.registry import BUILTINS, DEFAULT, resolve_model, verified
 
 ROOT = Path(__file__).resolve().parents[1]
 

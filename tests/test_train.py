@@ -630,7 +630,7 @@ def test_init_starts_from_the_checkpoint_first_loss_equal_to_the_source(
     shared weight (encoder, main decoder) was copied, float16 export included."""
     from dataclasses import replace
 
-    from wsi_ihc.model.registry import export_builtin
+    from wsi_ihc.model.checkpoint import export_builtin
     from wsi_ihc.train.batches import sample_batch
     from wsi_ihc.train.dataset import load_dataset
     from wsi_ihc.train.losses import multitask_loss

@@ -140,9 +140,8 @@ def _gpus() -> list[tuple[str, str]]:
 def _defaults() -> list[tuple[str, str]]:
     import torch
 
-    from wsi_ihc.infer.detect.predict import default_device
     from wsi_ihc.infer.run import default_read_workers
-    from wsi_ihc.model.precision import resolve_precision
+    from wsi_ihc.model.precision import default_device, resolve_precision
 
     device = default_device()
     choice = resolve_precision("auto", device)

@@ -192,3 +192,23 @@ def _name_candidates(source: Path, path: Path, root: Path | None) -> list[str]:
     names = ["__".join((*parents[len(parents) - k :], stem)) for k in range(len(parents) + 1)]
     names.append("__".join(parts))
     return names
+
+
+def slide_jobs(
+    folder: Path | None, list_file: Path | None, pattern: str, out_root: Path
+) -> list[SlideJob]:
+    """The slides of a batch: those under ``folder`` matching ``pattern``, or those
+    ``list_file`` names (one of the two); never none."""
+    if (folder is None) == (list_file is None):
+        raise ConfigError("give a folder of slides or --list FILE (one of them)")
+    if list_file is not None and pattern != "*":
+        raise ConfigError(
+            f"--pattern filters a folder of slides; {list_file} should list only the slides to run"
+        )
+    if list_file is not None:
+        jobs = read_slide_list(list_file)
+    else:
+        jobs = find_slides(folder, pattern, exclude=out_root)
+    if not jobs:
+        raise ConfigError(f"{folder}: no slides match {pattern!r}")
+    return jobs

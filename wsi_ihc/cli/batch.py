@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from wsi_ihc.cli.infer_options import inference_options
 from wsi_ihc.cli.options import (
-    inference_options,
     model_option,
     quiet_option,
     resolve_model_option,
@@ -133,29 +133,16 @@ def batch(
     import sys
 
     from wsi_ihc.batch.cluster import ClusterSpec, connect
-    from wsi_ihc.batch.discovery import find_slides, read_slide_list
+    from wsi_ihc.batch.discovery import slide_jobs
     from wsi_ihc.batch.run import BatchOptions, run_batch
-    from wsi_ihc.errors import ConfigError
     from wsi_ihc.infer.run import InferSettings
     from wsi_ihc.logs import setup_logging
     from wsi_ihc.model.checkpoint import read_card
 
     setup_logging(quiet)
-    if (slides is None) == (list_file is None):
-        raise ConfigError("give a folder of slides or --list FILE (one of them)")
-    if list_file is not None and pattern != "*":
-        raise ConfigError(
-            f"--pattern filters a folder of slides; {list_file} should list only the slides to run"
-        )
+    jobs_list = slide_jobs(slides, list_file, pattern, out_root)
     model_path = resolve_model_option(model_spec)
     read_card(model_path)  # a bad checkpoint is one error now, not one per slide
-    jobs_list = (
-        read_slide_list(list_file)
-        if list_file is not None
-        else find_slides(slides, pattern, exclude=out_root)
-    )
-    if not jobs_list:
-        raise ConfigError(f"{slides}: no slides match {pattern!r}")
     settings = InferSettings(model_path=model_path.resolve(), quiet=True, **inference)
     spec = ClusterSpec(
         kind=cluster_kind,

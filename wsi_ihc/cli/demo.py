@@ -64,10 +64,10 @@ def demo(
 ) -> None:
     """Run the whole pipeline on synthetic data and print counts and F1."""
     from wsi_ihc.evaluate.matching import score_image
-    from wsi_ihc.infer.detect.predict import default_device
     from wsi_ihc.infer.run import InferSettings, infer_slide
     from wsi_ihc.io.points import read_points
     from wsi_ihc.logs import setup_logging
+    from wsi_ihc.model.precision import default_device
     from wsi_ihc.synth import make_slide, make_tiles
     from wsi_ihc.train.config import TrainConfig
     from wsi_ihc.train.run import train

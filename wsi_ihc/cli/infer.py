@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from wsi_ihc.cli.infer_options import inference_options
 from wsi_ihc.cli.options import (
-    inference_options,
     model_option,
     quiet_option,
     resolve_model_option,

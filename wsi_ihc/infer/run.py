@@ -11,7 +11,6 @@ named after the slide is always complete; a failed run leaves nothing that looks
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -41,6 +40,7 @@ from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
 from wsi_ihc.infer.scores.options import ScoreOptions
 from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
+from wsi_ihc.io.hashing import slide_fingerprint
 from wsi_ihc.io.points import CLASS_NAMES, CellFiles, Cells
 from wsi_ihc.io.slide import Slide, open_slide
 from wsi_ihc.io.tissue import TissueMask
@@ -272,18 +272,6 @@ def _zarr_attributes(card, layout: MapLayout, model: LoadedModel) -> dict:
         "transform": "level0 = (index + 0.5) * level0_per_pixel - 0.5",
         "model_id": model.model_id,
     }
-
-
-def slide_fingerprint(path: Path) -> str:
-    """sha256 of the size and the first and last 4 MiB: cheap for multi-GB slides."""
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(4 << 20))
-        handle.seek(max(0, size - (4 << 20)))
-        digest.update(handle.read(4 << 20))
-    return f"sha256-head-tail:{digest.hexdigest()[:16]}"
 
 
 def _versions() -> dict[str, str]:

@@ -20,8 +20,8 @@ from safetensors.torch import save
 from wsi_ihc import __version__
 from wsi_ihc.errors import CheckpointError
 from wsi_ihc.io.atomic import atomic_write
+from wsi_ihc.io.hashing import sha256_of
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
-from wsi_ihc.model.registry import sha256_of
 
 FORMAT = "wsi-ihc-checkpoint/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -194,3 +194,17 @@ def _card_from(path: Path, metadata: dict[str, str] | None) -> ModelCard:
         return ModelCard.from_json(metadata["card"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint card is malformed ({exc})") from exc
+
+
+def export_builtin(checkpoint: Path, out: Path, nucleus_radius_um: float | None = None) -> str:
+    """Write a checkpoint's encoder + main decoder as float16 to ``out``; its sha256.
+
+    The card (training record, tuned peaks) is kept, with the nucleus ruler filled in where
+    given; float16 halves the package's size and the weights are cast back to float32 when
+    loaded.
+    """
+    model, card = load_checkpoint(checkpoint, decoders=("main",))
+    if nucleus_radius_um is not None:
+        card = replace(card, nucleus_radius_um=nucleus_radius_um)
+    save_checkpoint(out, model.half(), card)
+    return sha256_of(out)

@@ -1,4 +1,4 @@
-"""Which autocast precision a model runs in: what the hardware computes natively.
+"""Which device and autocast precision a model runs in: what the hardware computes natively.
 
 bf16 halves memory traffic and is 1.5-2.6x faster on CPUs that have bf16 instructions
 (AVX512-BF16, AMX), but on a CPU without them PyTorch emulates it, 6-72x *slower* than
@@ -149,6 +149,13 @@ def device_hardware(device: torch.device) -> Hardware:
 
 
 @functools.cache
+def default_device() -> str:
+    """CUDA where there is a GPU, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_precision(requested: str, device: str) -> PrecisionChoice:
     """:func:`choose_precision` for a torch device of this process, decided once."""
     import torch

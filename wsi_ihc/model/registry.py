@@ -11,11 +11,11 @@ corrupted or swapped file is an error, never a silently different model.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from wsi_ihc.errors import CheckpointError
+from wsi_ihc.io.hashing import sha256_of
 
 MODELS_DIR = Path(__file__).resolve().parent / "builtin"
 
@@ -86,29 +86,3 @@ def verified(model: BuiltinModel, folder: Path = MODELS_DIR) -> Path:
             f"expected {model.sha256[:12]}…): the file is corrupted or replaced; reinstall wsi-ihc"
         )
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def export_builtin(checkpoint: Path, out: Path, nucleus_radius_um: float | None = None) -> str:
-    """Write a checkpoint's encoder + main decoder as float16 to ``out``; its sha256.
-
-    The card (training record, tuned peaks) is kept, with the nucleus ruler filled in where
-    given; float16 halves the package's size and the weights are cast back to float32 when
-    loaded.
-    """
-    from dataclasses import replace
-
-    from wsi_ihc.model.checkpoint import load_checkpoint, save_checkpoint
-
-    model, card = load_checkpoint(checkpoint, decoders=("main",))
-    if nucleus_radius_um is not None:
-        card = replace(card, nucleus_radius_um=nucleus_radius_um)
-    save_checkpoint(out, model.half(), card)
-    return sha256_of(out)

@@ -152,3 +152,39 @@ class TrainConfig:
             for key in fixed
             if saved.get(key, BEFORE_OPTION.get(key)) != mine[key]
         ]
+
+
+def config_from_options(options: dict[str, Any]) -> TrainConfig:
+    """``wsi-ihc train``'s options as a recipe: the defaults that depend on the data
+    (pixel sizes) and on ``--init`` (its encoder, pixel size and tile size) filled in."""
+    from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated
+    from wsi_ihc.io.annotated_slides import list_annotated_slides, slide_mpp
+    from wsi_ihc.model.checkpoint import read_card
+    from wsi_ihc.model.precision import default_device
+    from wsi_ihc.model.registry import resolve_model
+
+    given = dict(options)
+    mpp, init_spec = given.pop("mpp"), given.pop("init_spec")
+    data_mpp, slides = [], []
+    for folder in given["data"]:
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: training data folder not found")
+        folder_slides = list_annotated_slides(folder)
+        images = list_annotated(folder, required=not folder_slides)
+        data_mpp.append(folder_mpp(folder, mpp) if images else None)
+        slides += folder_slides
+    init = None if init_spec is None else resolve_model(init_spec).path
+    start = read_card(init) if init is not None else None
+    given.update(
+        data_mpp=tuple(data_mpp),
+        model_mpp=given["model_mpp"]
+        or (start and start.mpp)
+        or next((m for m in data_mpp if m), None)
+        or slide_mpp(slides[0]),
+        encoder=given["encoder"] or (start.network.encoder if start else "resnet101"),
+        init=init,
+        encoder_weights=None if given["encoder_weights"] == "none" else given["encoder_weights"],
+        crop_px=given["crop_px"] or (start.tile_px if start else 256),
+        device=given["device"] or default_device(),
+    )
+    return TrainConfig(**given)

@@ -16,7 +16,7 @@ import torch
 
 from wsi_ihc.infer.detect.geometry import TileGeometry
 from wsi_ihc.model.checkpoint import ModelCard
-from wsi_ihc.model.precision import resolve_precision
+from wsi_ihc.model.precision import default_device, resolve_precision
 
 #: Test-time augmentation: the views a tile is predicted in, as (quarter turns, mirror);
 #: their logits, turned back, are averaged. "flips" = identity, left-right, up-down and
@@ -26,10 +26,6 @@ TTA_VIEWS: dict[str, tuple[tuple[int, bool], ...]] = {
     "flips": ((0, False), (0, True), (2, True), (2, False)),
     "d4": tuple((turns, mirror) for turns in range(4) for mirror in (False, True)),
 }
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class TilePredictor:

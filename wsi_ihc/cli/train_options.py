@@ -1,0 +1,179 @@
+"""What ``wsi-ihc train`` accepts: data, network, schedule, validation, augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wsi_ihc.cli.options import (
+    F,
+    class_map_option,
+    device_option,
+    mpp_option,
+    precision_option,
+)
+
+TRAIN_OPTIONS = [
+    click.option(
+        "--data",
+        type=click.Path(path_type=Path, file_okay=False),
+        required=True,
+        multiple=True,
+        help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/, "
+        "and/or slides (NAME.svs, .ndpi, ...) with a QuPath NAME.geojson: points, and "
+        "rectangles/polygons around the annotated regions. Repeat for several sources (labs, "
+        "scanners), each with its own dataset.json pixel size: each is drawn equally often "
+        "and gives its share of validation images.",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path, file_okay=False),
+        required=True,
+        help="Run folder: model.ckpt, last.pt, metrics.csv, config.json, prior/.",
+    ),
+    click.option(
+        "--encoder",
+        default=None,
+        help="Encoder name (segmentation_models_pytorch, or tu-<timm name>) [default: --init's, "
+        "else resnet101, the paper's].",
+    ),
+    click.option(
+        "--init",
+        "init_spec",
+        default=None,
+        metavar="NAME|PATH",
+        help="Fine-tune: start from a built-in model (`wsi-ihc models`) or a checkpoint; its "
+        "encoder, pixel size and tile size become the defaults.",
+    ),
+    click.option(
+        "--encoder-weights",
+        type=click.Choice(["imagenet", "none"]),
+        default="imagenet",
+        show_default=True,
+        help="Encoder initialisation (imagenet needs a download once).",
+    ),
+    click.option(
+        "--variant",
+        type=click.Choice(["main", "main+dynamic", "full"]),
+        default="full",
+        show_default=True,
+        help="Decoders trained: the paper's ablation names.",
+    ),
+    click.option("--epochs", type=int, default=50, show_default=True, help="Epochs of stage 2."),
+    click.option(
+        "--prior-epochs",
+        type=int,
+        default=10,
+        show_default=True,
+        help="Epochs of the stage-1 prior model (variant full only).",
+    ),
+    mpp_option,
+    click.option(
+        "--model-mpp",
+        type=float,
+        default=None,
+        help="Train at this pixel size, µm/px (crops are resampled) [default: --init's, else "
+        "the data's, or the first slide's].",
+    ),
+    click.option(
+        "--crop-px",
+        type=int,
+        default=None,
+        help="Square crop at the model mpp; also the tile size at inference [default: --init's "
+        "tile size, else 256].",
+    ),
+    click.option("--batch-size", type=int, default=8, show_default=True),
+    click.option(
+        "--iterations-per-epoch",
+        type=int,
+        default=None,
+        help="Batches per epoch [default: one pass over the training area].",
+    ),
+    click.option(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        show_default=True,
+        help="Share of the images (or, --val-split region, of each image) held out for "
+        "validation, seeded.",
+    ),
+    click.option(
+        "--val-split",
+        type=click.Choice(["image", "region"]),
+        default="image",
+        show_default=True,
+        help="Hold out whole images, or a band across one end of every image: for one to a few "
+        "annotated images (fine-tuning), so all of them train and all validate.",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True),
+    device_option,
+    precision_option,
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+    class_map_option,
+    click.option(
+        "--cell-radius-um",
+        type=float,
+        default=2.0,
+        show_default=True,
+        help="Radius of the circle masks (and the scale of the dynamic masks), µm.",
+    ),
+    click.option(
+        "--match-radius-um",
+        type=float,
+        default=2.5,
+        show_default=True,
+        help="A detection within this distance of a same-class point is a hit (validation).",
+    ),
+    click.option(
+        "--lr-schedule",
+        type=click.Choice(["constant", "cosine"]),
+        default="cosine",
+        show_default=True,
+        help="Learning rate over each stage: cosine from 1e-3 down to 1 % (better on validation "
+        "and on another lab's images, benchmarks/RESULTS.md §15), or the paper's constant 1e-3.",
+    ),
+    click.option(
+        "--scale-jitter",
+        type=float,
+        default=0.1,
+        show_default=True,
+        help="Crops are zoomed by U(1 - s, 1 + s): robustness to a pixel size a little off.",
+    ),
+    click.option(
+        "--stain-jitter",
+        type=float,
+        default=0.05,
+        show_default=True,
+        help="Each stain's amount (colour deconvolution: haematoxylin, eosin, DAB) is scaled by "
+        "U(1 - s, 1 + s) and shifted by U(-s/5, s/5).",
+    ),
+    click.option(
+        "--stain-vector-jitter",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="N(0, sigma) added to each stain's colour before recombining: another lab's hue.",
+    ),
+    click.option(
+        "--blur-sigma-um",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Each crop is blurred by a Gaussian of sigma ~ U(0, b) µm: camera images, focus.",
+    ),
+    click.option(
+        "--jpeg-quality",
+        type=int,
+        default=100,
+        show_default=True,
+        help="Below 100, each crop is re-encoded as JPEG of quality U(q, 100): exported images.",
+    ),
+]
+
+
+def train_options(func: F) -> F:
+    """All of :data:`TRAIN_OPTIONS`, in ``--help``'s order."""
+    for option in reversed(TRAIN_OPTIONS):
+        func = option(func)
+    return func
