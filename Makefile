@@ -17,8 +17,8 @@ $(BIN)/wsi-ihc: pyproject.toml
 install: $(BIN)/wsi-ihc
 
 lint: install
-	$(BIN)/ruff check wsi_ihc tests benchmarks
-	$(BIN)/ruff format --check wsi_ihc tests benchmarks
+	$(BIN)/ruff check wsi_ihc tests benchmarks studies
+	$(BIN)/ruff format --check wsi_ihc tests benchmarks studies
 
 test: install lint
 	$(BIN)/pytest -q

@@ -37,7 +37,7 @@ import common
 import numpy as np
 import zarr
 
-from wsi_ihc.infer import block_peaks, map_pyramid
+from wsi_ihc.infer.detect import block_peaks, map_pyramid
 from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.infer.pictures.drawing import draw_overlay
 from wsi_ihc.infer.pictures.overlay import OverlayCanvas

@@ -8,10 +8,6 @@ hold untrained weights (seeded): the cost of a forward pass does not depend on t
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,31 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from wsi_ihc.doctor import machine_info
 from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.slide import open_slide
-from wsi_ihc.model.precision import PRECISIONS, cpu_hardware
+from wsi_ihc.model.precision import PRECISIONS
 
 DEFAULT_CACHE = Path("/tmp/wsi-ihc-bench")
-
-
-def machine_info() -> dict[str, str]:
-    """What the numbers were measured on, and how busy the machine was at the start."""
-    import torch
-
-    model = "unknown"
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    for line in lscpu.splitlines():
-        if line.startswith("Model name:"):
-            model = line.split(":", 1)[1].strip()
-    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "host": f"{os.cpu_count()} CPUs ({model}), {ram_gib:.1f} GiB RAM, {platform.system()}",
-        "load_avg_1_5_15": load,
-        "torch": f"{torch.__version__}, {torch.get_num_threads()} intra-op threads",
-        "cpu kernels": cpu_hardware().describe(),
-    }
 
 
 def print_header(title: str) -> None:

@@ -107,7 +107,7 @@ def test_retraining_script_runs_end_to_end_on_a_tiny_schedule(
         run["metrics"] = {"bcdata-18-25": scores}
         (study / f"main-seed{seed}.json").write_text(json.dumps(run))
     command = [
-        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"),
+        sys.executable, str(ROOT / "studies" / "retrain_builtin.py"),
         "--data", str(bcdata_dir.parent), "--name", "tiny", "--out-dir", str(tmp_path / "models"),
         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
         "--variant", "main", "--epochs", "1", "--iterations-per-epoch", "2", "--crop-px", "64",
@@ -138,7 +138,7 @@ def test_retraining_script_refuses_a_spread_study_without_the_recipe_before_trai
     tmp_path: Path,
 ) -> None:
     command = [
-        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"), "--data", str(tmp_path),
+        sys.executable, str(ROOT / "studies" / "retrain_builtin.py"), "--data", str(tmp_path),
         "--runs", str(tmp_path / "runs"), "--spread-study", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -152,7 +152,7 @@ def test_rescoring_refuses_options_that_describe_another_recipe(tmp_path: Path) 
     not describe the recorded recipe (v1 was trained at a constant learning rate) are refused
     in one line, before anything is scored or written."""
     command = [
-        sys.executable, str(ROOT / "benchmarks" / "retrain_builtin.py"), "--data", str(tmp_path),
+        sys.executable, str(ROOT / "studies" / "retrain_builtin.py"), "--data", str(tmp_path),
         "--name", "ki67-bcdata-r18-v1", "--runs", str(tmp_path / "runs"), "--score-only",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

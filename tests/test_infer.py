@@ -199,7 +199,7 @@ def test_blocks_are_read_in_raster_order(
     synthetic_slide: Path, stain_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Neighbouring blocks share slide tiles: the tile cache relies on this order."""
-    from wsi_ihc.infer import pipeline
+    from wsi_ihc.infer.detect import pipeline
     from wsi_ihc.infer.detect.block_peaks import PeakRule
 
     predictor = stain_model.predictor

@@ -61,7 +61,7 @@ def test_no_import_circles():
         state[node] = 1
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
+                cycles.append([*path[path.index(nxt) :], nxt])  # on the path: a circle
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2

@@ -104,6 +104,26 @@ def _cpu() -> list[tuple[str, str]]:
     ]
 
 
+def machine_info() -> dict[str, str]:
+    """One line each on what a measurement ran on (benchmarks and study records carry it),
+    and how busy the machine was when it began."""
+    import datetime
+
+    import torch
+
+    from wsi_ihc.model.precision import cpu_hardware
+
+    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": f"{os.cpu_count()} CPUs ({_cpu_model() or 'unknown'}), {ram_gib:.1f} GiB RAM, "
+        f"{platform.system()}",
+        "load_avg_1_5_15": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "torch": f"{torch.__version__}, {torch.get_num_threads()} intra-op threads",
+        "cpu kernels": cpu_hardware().describe(),
+    }
+
+
 def _cpu_model() -> str | None:
     """The CPU's marketing name from /proc/cpuinfo (Linux), which torch does not give."""
     try:

@@ -42,7 +42,7 @@ class BaselineParams:
             raise ValueError(f"baseline sizes must be positive µm, got {sizes}")
 
 
-#: Tuned by benchmarks/baseline_bcdata.py: a grid search on BCData tiles 0-17 only (mpp 0.25,
+#: Tuned by studies/baseline_bcdata.py: a grid search on BCData tiles 0-17 only (mpp 0.25,
 #: matching radius 2.5 µm = 10 px), detection by class-agnostic F1, then the DAB call on the
 #: 8 best detections by the mean pooled F1 of positive, other and agnostic
 #: (wsi_ihc.evaluate.peak_tuning.criterion; 0.604 on 0-17). On the held-out tiles 18-25

@@ -3,11 +3,11 @@ and what it costs in tiles/s, side by side in one run.
 
 Scores the recorded runs of an ablation study (weights still in ``--runs``) again with each
 ``--tta`` mode on BCData 18-25 and the ki67-camera test images, records each under
-``benchmarks/studies/STUDY-tta/`` (resumable like the study), and prints mean ± sd over
+``studies/records/STUDY-tta/`` (resumable like the study), and prints mean ± sd over
 seeds and the mean paired change against the same runs without TTA. The cost is measured
 on one of the models: forward passes of 256-px tiles at the precision ``auto`` picks.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tta.py --study recipe-v1 --variants main \\
+    OMP_NUM_THREADS=1 .venv/bin/python studies/tta.py --study recipe-v1 --variants main \\
         --data ../shared/data
 """
 
@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ablation import GROUPS, HERE, VARIANTS, machine, mean_sd, score_model, table_head
+from recorded_runs import RECORDS, VARIANTS, mean_sd, score_model, table_head
+
+from wsi_ihc.doctor import machine_info
+from wsi_ihc.evaluate.matching import GROUPS
 
 MODES = ("flips", "d4")
 SETS = ("bcdata-18-25", "camera-test")
@@ -42,8 +45,8 @@ def tiles_per_s(model: Path, tta: str, tiles: int = 32, tile_px: int = 256) -> f
 
 
 def table(study: str, variants: list[str]) -> str:
-    base = {p.stem: json.loads(p.read_text()) for p in (HERE / "studies" / study).glob("*.json")}
-    scored = [json.loads(p.read_text()) for p in (HERE / "studies" / f"{study}-tta").glob("*.json")]
+    base = {p.stem: json.loads(p.read_text()) for p in (RECORDS / study).glob("*.json")}
+    scored = [json.loads(p.read_text()) for p in (RECORDS / f"{study}-tta").glob("*.json")]
     columns = [(s, g) for s in SETS for g in GROUPS]
     lines = table_head(
         f"Study {study}, --tta: totalF1 mean ± sd over seeds; Δ = mean paired change vs none",
@@ -83,10 +86,10 @@ def main() -> None:
     args = parser.parse_args()
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
     variants = args.variants.split(",")
-    out = HERE / "studies" / f"{args.study}-tta"
+    out = RECORDS / f"{args.study}-tta"
     out.mkdir(parents=True, exist_ok=True)
     models = []
-    for path in sorted((HERE / "studies" / args.study).glob("*.json")):
+    for path in sorted((RECORDS / args.study).glob("*.json")):
         result = json.loads(path.read_text())
         folder = args.runs / args.study / path.stem
         if result["variant"] not in variants or not (folder / "model.ckpt").exists():
@@ -105,7 +108,7 @@ def main() -> None:
                 "seed": result["seed"],
                 "tta": mode,
                 "metrics": metrics,
-                "machine": machine(),
+                "machine": machine_info(),
                 "commands": commands,
             }
             record.write_text(json.dumps(entry, indent=1) + "\n")

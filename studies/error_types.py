@@ -10,9 +10,9 @@ By default the run's own validation tiles inside BCData 0-17; ``--folder`` descr
 errors on another annotated folder (e.g. a test set, after every choice has been made:
 nothing is chosen from what it prints).
 
-    .venv/bin/python benchmarks/error_types.py --run runs/ablation/cosine-24ep/main-seed0 \\
+    .venv/bin/python studies/error_types.py --run runs/ablation/cosine-24ep/main-seed0 \\
         --data ../shared/data
-    .venv/bin/python benchmarks/error_types.py --run runs/ablation/finetune-36ep-12x50/main-seed1 \\
+    .venv/bin/python studies/error_types.py --run runs/ablation/finetune-36ep-12x50/main-seed1 \\
         --folder runs/ablation/finetune-36ep-12x50/data/camera-test
 """
 
@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from reference_data import BCDATA_MPP
 from scipy.spatial import cKDTree
 
 from wsi_ihc.evaluate.matching import match_points
@@ -36,7 +37,6 @@ from wsi_ihc.io.annotated_folder import (
     load_annotated,
 )
 from wsi_ihc.model.checkpoint import load_checkpoint
-from wsi_ihc.reference_data import BCDATA_MPP
 
 RADIUS_UM = 2.5
 

@@ -1,12 +1,12 @@
 """Retrain a built-in model from the shared data, export it as float16, score it: one command.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/retrain_builtin.py --data ../shared/data
+    OMP_NUM_THREADS=1 .venv/bin/python studies/retrain_builtin.py --data ../shared/data
 
 Trains the recipe the built-in's card states (the same ``wsi-ihc train`` run as
 ``ablation.py``'s, so a built-in is one seed of a recorded study), writes the encoder + main
 decoder as float16 to ``--out-dir/NAME.safetensors``, scores *that file* with
 ``wsi-ihc evaluate`` on the held-out test sets (BCData 18-25, ki67-camera test), and writes
-``benchmarks/studies/builtin/NAME.json`` and the model card ``--out-dir/NAME.md``. It prints
+``studies/records/builtin/NAME.json`` and the model card ``--out-dir/NAME.md``. It prints
 the sha256 to fix in ``wsi_ihc/model/registry.py``: until then the package refuses the new file,
 by design. A run folder that already holds the trained model is exported without training;
 ``--score-only`` (with the options the card names) scores the shipped file again, when
@@ -20,11 +20,12 @@ import json
 import sys
 from pathlib import Path
 
-import ablation
+import recorded_runs
+from reference_data import TRAIN_SETS
 
+from wsi_ihc.evaluate.matching import GROUPS
 from wsi_ihc.model.checkpoint import export_builtin, read_card
 from wsi_ihc.model.registry import DEFAULT
-from wsi_ihc.reference_data import TRAIN_SETS
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "wsi_ihc" / "models"
 #: What the card says of each training source, its origin and terms.
@@ -69,7 +70,7 @@ def other_seeds(args: argparse.Namespace) -> list[dict]:
     same = [
         run
         for run in runs
-        if run["recipe"] == ablation.recipe(args)
+        if run["recipe"] == recorded_runs.recipe(args)
         and run["variant"] == args.variant
         and run["seed"] != args.seed
     ]
@@ -84,8 +85,8 @@ def metric_rows(runs: list[dict], label=str) -> list[str]:
     return [
         f"| {label(name)} | "
         + " | ".join(
-            ablation.mean_sd([run["metrics"][name][g]["total_f1"] for run in runs])
-            for g in ablation.GROUPS
+            recorded_runs.mean_sd([run["metrics"][name][g]["total_f1"] for run in runs])
+            for g in GROUPS
         )
         + " |"
         for name in runs[0]["metrics"]
@@ -114,7 +115,7 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
     sources = recipe.get("train_sets", "bcdata-0-17").split(",")
     labs = "one lab" if len(sources) == 1 else f"{len(sources)} labs"
     rows = metric_rows(
-        [result], lambda name: f"{name} ({ablation.SCORED[name].stated_mpp:g} µm/px)"
+        [result], lambda name: f"{name} ({recorded_runs.SCORED[name].stated_mpp:g} µm/px)"
     )
     if others:
         runs = sorted([result, *others], key=lambda run: run["seed"])
@@ -165,7 +166,7 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
             "true one (as a scanner that records it wrong).",
             f"Reproduce: `python {command}` (retrains, exports, scores) or score this file with",
             f"`{portable(scoring[0].split(' --out ')[0])}`",
-            "(the data folder: the test split as `wsi_ihc.reference_data` links it).",
+            "(the data folder: the test split as `reference_data` links it).",
             "",
             "## Not for",
             "",
@@ -182,7 +183,7 @@ def recorded_run(args: argparse.Namespace) -> dict:
     card's Reproduce line would lie). Records older than an option hold its then default."""
     result = json.loads((args.results / f"{args.name}.json").read_text())
     recorded = {"train_sets": "bcdata-0-17", "lr_schedule": "constant", **result["recipe"]}
-    given = {**ablation.recipe(args), "variant": args.variant, "seed": args.seed}
+    given = {**recorded_runs.recipe(args), "variant": args.variant, "seed": args.seed}
     recorded.update(variant=result["variant"], seed=result["seed"])
     if given != recorded:
         differ = ", ".join(f"{k} {given[k]!r} (recorded {recorded.get(k)!r})" for k in given
@@ -202,17 +203,17 @@ def main() -> None:
     parser.add_argument("--name", default=DEFAULT)
     parser.add_argument("--out-dir", type=Path, default=PACKAGE_MODELS)
     parser.add_argument("--runs", type=Path, default=Path("runs/builtin"))
-    parser.add_argument("--results", type=Path, default=ablation.HERE / "studies" / "builtin")
+    parser.add_argument("--results", type=Path, default=recorded_runs.RECORDS / "builtin")
     parser.add_argument("--variant", default="full")
     parser.add_argument("--seed", type=int, default=0)
-    ablation.add_recipe_args(parser)
+    recorded_runs.add_recipe_args(parser)
     parser.add_argument(
         "--test-sets", help="scored after export [default: every set it did not train on]"
     )
     parser.add_argument(
         "--spread-study",
         type=Path,
-        help="a study's folder (benchmarks/studies/NAME) holding this recipe's runs with other "
+        help="a study's folder (studies/records/NAME) holding this recipe's runs with other "
         "seeds: the card states the spread",
     )
     parser.add_argument(
@@ -228,21 +229,21 @@ def main() -> None:
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
     work = args.runs / args.name / "data"
     weights = args.out_dir / f"{args.name}.safetensors"
-    sets = ablation.scored_sets(args.train_sets)
+    sets = recorded_runs.scored_sets(args.train_sets)
     if args.score_only:
         result = recorded_run(args)
         sets = tuple(result["metrics"])  # what it was scored on, again
         result["commands"] = [c for c in result["commands"] if " evaluate " not in c]
         scores = args.runs / args.name / "score-only"
     else:
-        result = ablation.train_run(args, exe, args.variant, args.seed, work)
-        folder = ablation.run_dir(args, args.variant, args.seed)
+        result = recorded_runs.train_run(args, exe, args.variant, args.seed, work)
+        folder = recorded_runs.run_dir(args, args.variant, args.seed)
         sha256 = export_builtin(
             folder / "model.ckpt", weights, ruler(folder / "model.ckpt", args, work)
         )
         result.update(name=args.name, sha256=sha256, size_mb=round(weights.stat().st_size / 1e6, 2))
         scores = folder / "float16"
-    metrics, commands = ablation.score_model(
+    metrics, commands = recorded_runs.score_model(
         exe, weights, args.data, work, args.radius_um, scores,
         tuple(args.test_sets.split(",")) if args.test_sets else sets,
     )  # fmt: skip
@@ -255,7 +256,7 @@ def main() -> None:
     )
     print(f"{weights}: {result['size_mb']} MB, sha256 {result['sha256']}; card {card}")
     for name, groups in metrics.items():
-        print(name, {group: round(groups[group]["total_f1"], 3) for group in ablation.GROUPS})
+        print(name, {group: round(groups[group]["total_f1"], 3) for group in GROUPS})
 
 
 if __name__ == "__main__":

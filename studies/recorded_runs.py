@@ -1,45 +1,30 @@
-"""The paper's ablation (main, main+dynamic, full) with seeds, resumable from committed results.
+"""What every model study shares: a recipe, one run trained and scored by the
+``wsi-ihc`` commands users run, its record committed under ``records/STUDY/``, and the
+tables of mean ± sd over seeds.
 
-Each run trains one variant with one seed on BCData tiles 0-17 (``wsi-ihc train``, its own
-validation split inside them; ``--train-sets`` adds sources) and scores it with ``wsi-ihc
-evaluate`` on the held-out test sets of ``wsi_ihc.reference_data``: BCData tiles 18-25 (also
-with its pixel size misstated 0.8x and 1.25x) and the two ki67-camera test images (another
-lab, never used to choose anything), and on the camera's training images when it did not
-train on them (the choosing set for options meant to carry a model across labs). Each
-finished run writes one JSON file under ``benchmarks/studies/STUDY/`` (its recipe, its
-metrics, its machine, the commands); commit it, and a later session, on any machine, skips
-the runs already recorded and goes on with the rest. Weights stay in ``--runs`` (not
-committed). The table gives mean ± sd over seeds.
-
-    # the first recipe (constant learning rate), 3 seeds per variant (hours on 2 CPU cores)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation.py --study recipe-v1 \\
-        --data ../shared/data --seeds 0,1,2 --lr-schedule constant
-    # print the table of what is recorded, training nothing (several studies side by side)
-    .venv/bin/python benchmarks/ablation.py --study recipe-v1 --table-only
-    # a lever against that recipe: one option changed, a study of its own
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablation.py --study stain-amount-0.3 \\
-        --variants main --data ../shared/data --lr-schedule constant --extra "--stain-jitter 0.3"
-    .venv/bin/python benchmarks/ablation.py --study recipe-v1,stain-amount-0.3 --table-only
+A study resumes from its records on any machine: a run already recorded with the same
+recipe is skipped. Weights stay in ``--runs`` (not committed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from wsi_ihc.reference_data import CHOOSING_SETS, TEST_SETS, TRAIN_SETS
+from reference_data import CHOOSING_SETS, TEST_SETS, TRAIN_SETS
+
+from wsi_ihc.doctor import machine_info
+from wsi_ihc.evaluate.matching import GROUPS
 
 VARIANTS = ("main", "main+dynamic", "full")
 #: What a run is scored on: the test sets, and the choosing sets it did not train on.
 SCORED = {**TEST_SETS, **CHOOSING_SETS}
-GROUPS = ("positive", "other", "agnostic")
-HERE = Path(__file__).resolve().parent
+#: Where each finished run's record (JSON) is committed, one folder per study.
+RECORDS = Path(__file__).resolve().parent / "records"
 
 
 def run(command: list[str]) -> None:
@@ -115,7 +100,7 @@ def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work:
             "precision": record.get("precision"),
             "train_s_this_machine": round(train_s, 1),
         },
-        "machine": machine(),
+        "machine": machine_info(),
         "commands": [" ".join(train)],
     }
 
@@ -155,22 +140,8 @@ def score_model(
     return metrics, commands
 
 
-def machine() -> dict:
-    import torch
-
-    from wsi_ihc.model.precision import cpu_hardware
-
-    cpu = cpu_hardware()
-    return {
-        "cpu": cpu.describe(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-
-
 def result_path(args: argparse.Namespace, variant: str, seed: int) -> Path:
-    return HERE / "studies" / args.study / f"{variant}-seed{seed}.json"
+    return RECORDS / args.study / f"{variant}-seed{seed}.json"
 
 
 def table(studies: str) -> str:
@@ -181,7 +152,7 @@ def table(studies: str) -> str:
     results = [
         json.loads(p.read_text())
         for study in studies.split(",")
-        for p in sorted((HERE / "studies" / study).glob("*.json"))
+        for p in sorted((RECORDS / study).glob("*.json"))
     ]
     if not results:
         return f"(no results recorded for {studies})"
@@ -233,7 +204,7 @@ def scored_sets(train_sets: str) -> tuple[str, ...]:
 def rescore(args: argparse.Namespace, exe: str) -> None:
     """Score recorded runs again where a test set's stated pixel size changed since (the
     run's weights must still be in --runs)."""
-    for path in sorted((HERE / "studies" / args.study).glob("*.json")):
+    for path in sorted((RECORDS / args.study).glob("*.json")):
         result = json.loads(path.read_text())
         train_sets = result["recipe"].get("train_sets", "bcdata-0-17")
         stale = tuple(name for name in scored_sets(train_sets) if not _current(result, name))
@@ -274,57 +245,3 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
         default="bcdata-0-17",
         help=f"training sources, comma-separated, of: {', '.join(TRAIN_SETS)}",
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--study",
-        required=True,
-        help="results go to benchmarks/studies/STUDY (--table-only: several, comma-separated)",
-    )
-    parser.add_argument(
-        "--data", type=Path, help="folder holding bcdata/ (and ki67-camera/, scored if there)"
-    )
-    parser.add_argument("--runs", type=Path, default=Path("runs/ablation"), help="run folders")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seeds", default="0,1,2")
-    add_recipe_args(parser)
-    parser.add_argument("--table-only", action="store_true", help="print what is recorded")
-    parser.add_argument(
-        "--rescore", action="store_true", help="score recorded runs again on changed test sets"
-    )
-    args = parser.parse_args()
-    if (args.rescore or not args.table_only) and args.data is None:
-        parser.error("--data is needed to train or score")
-    if args.rescore:
-        rescore(args, str(Path(sys.executable).with_name("wsi-ihc")))
-    elif not args.table_only:
-        exe = str(Path(sys.executable).with_name("wsi-ihc"))
-        work = args.runs / args.study / "data"
-        for seed in (int(s) for s in args.seeds.split(",")):
-            for variant in args.variants.split(","):
-                path = result_path(args, variant, seed)
-                if path.exists():
-                    saved = json.loads(path.read_text())
-                    if not same_recipe(saved["recipe"], args):
-                        sys.exit(f"{path}: recorded with another recipe; use another --study")
-                    print(f"recorded: {path.name}", flush=True)
-                    continue
-                result = train_run(args, exe, variant, seed, work)
-                folder = run_dir(args, variant, seed)
-                metrics, commands = score_model(
-                    exe, folder / "model.ckpt", args.data, work, args.radius_um, folder,
-                    scored_sets(args.train_sets),
-                )  # fmt: skip
-                result.update(metrics=metrics, commands=[*result["commands"], *commands])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".partial")
-                partial.write_text(json.dumps(result, indent=1) + "\n")
-                os.replace(partial, path)
-                print(f"recorded: {path}", flush=True)
-    print(table(args.study))
-
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ one whose detected peaks are highest on average. Printed per image: BCData tiles
 and the centre 1600² of each ki67-camera *training* image (guess 0.1 µm/px). Training
 images only: nothing here is tuned on a test image.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale_by_confidence.py --data ../shared/data
+    OMP_NUM_THREADS=1 .venv/bin/python studies/scale_by_confidence.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from reference_data import BCDATA_MPP, CAMERA_MPP, CAMERA_TRAIN
 
 from wsi_ihc.infer.detect.peaks import find_peaks
 from wsi_ihc.infer.detect.predict import TilePredictor, to_model_pixels
 from wsi_ihc.io.annotated_folder import read_image
 from wsi_ihc.model.checkpoint import load_checkpoint
 from wsi_ihc.model.registry import resolve_model
-from wsi_ihc.reference_data import BCDATA_MPP, CAMERA_MPP, CAMERA_TRAIN
 
 MULTIPLIERS = 2.0 ** (np.arange(-6, 7) / 6)
 

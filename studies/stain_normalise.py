@@ -4,9 +4,9 @@ Each ki67-camera image is normalised to a mosaic of BCData tiles 0-17 (the train
 with TIAToolbox's Macenko, Vahadane or Reinhard normaliser and scored, with the recorded
 BCData-only runs of a study (weights still in ``--runs``), on the camera training images
 (the choosing set: these models never saw them) and test images, against the same runs
-on the images as they are. Records go to ``benchmarks/studies/stain-normalise/``.
+on the images as they are. Records go to ``studies/records/stain-normalise/``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stain_normalise.py --data ../shared/data \\
+    OMP_NUM_THREADS=1 .venv/bin/python studies/stain_normalise.py --data ../shared/data \\
         --study recipe-v1 --variant main --methods macenko,vahadane,reinhard
 """
 
@@ -19,9 +19,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ablation import GROUPS, HERE, machine, mean_sd, score_model, table_head
+from recorded_runs import RECORDS, mean_sd, score_model, table_head
+from reference_data import BCDATA_TRAIN, CAMERA_TEST, CAMERA_TRAIN, Split
 
-from wsi_ihc.reference_data import BCDATA_TRAIN, CAMERA_TEST, CAMERA_TRAIN, Split
+from wsi_ihc.doctor import machine_info
+from wsi_ihc.evaluate.matching import GROUPS
 
 SETS = {"camera-train": CAMERA_TRAIN, "camera-test": CAMERA_TEST}
 
@@ -70,7 +72,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
     exe = str(Path(sys.executable).with_name("wsi-ihc"))
-    results = HERE / "studies" / "stain-normalise"
+    results = RECORDS / "stain-normalise"
     results.mkdir(parents=True, exist_ok=True)
     work = args.runs / "stain-normalise"
     mosaic = reference_mosaic(args.data)
@@ -88,7 +90,7 @@ def main() -> None:
                 work / method / f"seed{seed}", tuple(SETS),
             )  # fmt: skip
             entry = {"study": args.study, "variant": args.variant, "seed": seed,
-                     "method": method, "metrics": metrics, "machine": machine(),
+                     "method": method, "metrics": metrics, "machine": machine_info(),
                      "commands": commands}  # fmt: skip
             record.write_text(json.dumps(entry, indent=1) + "\n")
     print(table(args.study, args.variant))
@@ -96,9 +98,9 @@ def main() -> None:
 
 def table(study: str, variant: str) -> str:
     """Mean ± sd over seeds per method, against the study's own runs (no normalisation)."""
-    rows = {"none": [json.loads(p.read_text()) for p in (HERE / "studies" / study).glob(
+    rows = {"none": [json.loads(p.read_text()) for p in (RECORDS / study).glob(
         f"{variant}-seed*.json")]}  # fmt: skip
-    for path in sorted((HERE / "studies" / "stain-normalise").glob(f"{variant}-*.json")):
+    for path in sorted((RECORDS / "stain-normalise").glob(f"{variant}-*.json")):
         entry = json.loads(path.read_text())
         rows.setdefault(entry["method"], []).append(entry)
     columns = [(s, g) for s in SETS for g in GROUPS]

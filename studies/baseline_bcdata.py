@@ -1,6 +1,6 @@
 """Tune the classical baseline on BCData tiles 0-17 and score it on tiles 18-25.
 
-    .venv/bin/python benchmarks/baseline_bcdata.py [--data ../shared/data/bcdata]
+    .venv/bin/python studies/baseline_bcdata.py [--data ../shared/data/bcdata]
 
 Prints the best grid points on 0-17, then the F1 table on 18-25 (r = 2.5 µm = 10 px at
 0.25 µm/px) for the tuned parameters and for ``wsi_ihc.evaluate.baseline.DEFAULT_PARAMS``.
