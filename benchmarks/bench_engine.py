@@ -39,10 +39,10 @@ import zarr
 
 from wsi_ihc.infer.detect import block_peaks, map_pyramid
 from wsi_ihc.infer.detect.predict import TilePredictor
-from wsi_ihc.infer.pictures.drawing import draw_overlay
-from wsi_ihc.infer.pictures.overlay import OverlayCanvas
+from wsi_ihc.infer.pictures.overlay import OverlayCanvas, overlay_picture
 from wsi_ihc.infer.run import LoadedModel, infer_slide, load_model
 from wsi_ihc.infer.scores.cell_measures import BlockPixels
+from wsi_ihc.io.atomic import write_png
 from wsi_ihc.io.points import CellFiles, Cells, write_csv, write_geojson
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import full_mask
@@ -115,8 +115,9 @@ def write_stage(cells: int, work: Path) -> list[list]:
         ("cells.geojson", lambda: write_geojson(work / "cells.geojson", table)),
         (
             "overlay.png",
-            lambda: draw_overlay(
-                work / "overlay.png", thumbnail, 12.5, full_mask(25_000, 25_000, 12.5), table, 0.25
+            lambda: write_png(
+                work / "overlay.png",
+                overlay_picture(thumbnail, 12.5, full_mask(25_000, 25_000, 12.5), table, 0.25),
             ),
         ),
     ]

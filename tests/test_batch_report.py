@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from wsi_ihc.batch.report import SHOWN
-from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR
+from wsi_ihc.io.points import HOTSPOT_RGB
 from wsi_ihc.synth import make_slide
 
 CHROMIUM_FLAGS = (
@@ -140,5 +140,5 @@ def test_report_in_headless_chromium_shows_batch_csv(batch_out: Path, tmp_path: 
     picture = cv2.imread(str(shot))
     assert picture is not None and picture.shape[:2] == (WINDOW[1], WINDOW[0])
     # The embedded overlays were decoded and drawn: the hotspot's magenta is on screen.
-    magenta = np.all(picture == HOTSPOT_BGR, axis=-1)
+    magenta = np.all(picture == HOTSPOT_RGB[::-1], axis=-1)
     assert magenta.sum() > 50

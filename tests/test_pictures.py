@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR
 from wsi_ihc.infer.pictures.overlay import OVERLAY_MAX_PX, OverlayCanvas, overlay, overlay_mpp
 from wsi_ihc.infer.run import InferSettings, infer_slide
 from wsi_ihc.infer.scores.grids import count_grids
-from wsi_ihc.io.points import read_points
+from wsi_ihc.io.points import HOTSPOT_RGB, read_points
 from wsi_ihc.io.slide import open_slide
 from wsi_ihc.io.tissue import full_mask
 
@@ -58,6 +57,6 @@ def test_whole_slide_overlay_adds_the_heatmap_and_the_hotspot_panel(
     panel = round(2 * 1.25 * 200 * 0.25)  # 1.25 radii each side at 1 µm/px
     assert picture.shape[:2] == (max(side, panel), 2 * side + panel + 2 * 12)
     zoom = picture[:panel, 2 * side + 24 :]
-    assert (zoom == HOTSPOT_BGR).all(axis=-1).sum() > 100  # the circle, at cell resolution
+    assert (zoom == HOTSPOT_RGB[::-1]).all(axis=-1).sum() > 100  # the circle, at cell resolution
     heat = picture[:side, side + 12 : 2 * side + 12]
     assert len(np.unique(heat.reshape(-1, 3), axis=0)) > 3  # a coloured map, not blank

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,11 +33,14 @@ from wsi_ihc.infer.detect.engine import (
     plan_blocks,
     slide_tissue,
 )
-from wsi_ihc.infer.detect.map_pyramid import create_map_store
+from wsi_ihc.infer.detect.geometry import Origin
+from wsi_ihc.infer.detect.map_pyramid import MapPyramid, create_map_store
 from wsi_ihc.infer.detect.pipeline import MapLayout, predict_slide
 from wsi_ihc.infer.detect.predict import TilePredictor
-from wsi_ihc.infer.pictures.drawing import slide_counts
+from wsi_ihc.infer.pictures.overlay import OverlayCanvas
+from wsi_ihc.infer.pictures.slide_pictures import write_pictures
 from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
+from wsi_ihc.infer.scores.counts import slide_counts
 from wsi_ihc.infer.scores.options import ScoreOptions
 from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
@@ -163,9 +167,16 @@ def infer_slide(
                 _zarr_attributes(card, layout, model),
             )
             margin_px = predictor.geometry.margin_px
-            scores = SlideScores(
-                settings.scores, card, slide, layout, tissue, blocks, margin_px, levels
-            )
+            scores = SlideScores(settings.scores, card, slide, layout, tissue, margin_px)
+            map_shape = (layout.height_px, layout.width_px)
+            canvas = OverlayCanvas.for_slide(slide, map_shape, card.mpp, margin_px)
+            pyramid = MapPyramid(levels, layout.block_px, blocks)
+
+            def on_pixels(origin: Origin, region: np.ndarray, top: int, left: int) -> None:
+                scores.pixels.keep(origin, region, top, left)
+                canvas.add(region, top, left)
+
+            hooks = BlockHooks(scores.pixels.measure, on_pixels, pyramid.add)
             kept: list[Cells] = []
             files = CellFiles(partial / "cells.csv", partial / "cells.geojson", measured=True)
             with files:
@@ -177,7 +188,7 @@ def infer_slide(
 
                 bands = CellBands(blocks, write_band)
                 tiles_run = _run_blocks(
-                    slide, predictor, layout, plans, levels[0], rule, bands, scores, settings
+                    slide, predictor, layout, plans, levels[0], rule, bands, hooks, settings
                 )
                 clock = _lap(timings, "predict", clock)
                 bands.close()
@@ -185,7 +196,8 @@ def infer_slide(
             clock = _lap(timings, "peaks", clock)
 
             scored = scores.finish(partial, cells)
-            for message in scored.pop("score_warnings"):
+            write_pictures(partial, canvas, tissue, cells, slide, scored)
+            for message in scored.warnings:
                 log.warning(message)
                 warnings.append(message)
             _lap(timings, "write", clock)
@@ -204,7 +216,8 @@ def infer_slide(
                 warnings,
             )
             summary.update(mpp_source=mpp_source, scale_check=scale)
-        summary = _after(summary, "density_per_mm2", scored)
+        score_fields = {**scored.summary, "overlay_mpp": round(canvas.mpp, 4)}
+        summary = _after(summary, "density_per_mm2", score_fields)
         write_json(partial / "summary.json", summary)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
@@ -242,7 +255,16 @@ def _after(summary: dict, key: str, fields: dict) -> dict:
     return dict(items[:at] + list(fields.items()) + items[at:])
 
 
-def _run_blocks(slide, predictor, layout, plans, array, rule, bands, scores, settings) -> int:
+@dataclass(frozen=True)
+class BlockHooks:
+    """What the scores, the overlay and the map pyramid take from each block as it runs."""
+
+    measure: Callable[[Cells], Cells]  # a block's picked cells -> with their stain measures
+    on_pixels: Callable[[Origin, np.ndarray, int, int], None]  # the pixels a block read
+    on_stored: Callable[[Origin, np.ndarray], None]  # a block's map, once stored
+
+
+def _run_blocks(slide, predictor, layout, plans, array, rule, bands, hooks, settings) -> int:
     from tqdm import tqdm
 
     total = int(sum(run.sum() for run in plans.values()))
@@ -254,11 +276,11 @@ def _run_blocks(slide, predictor, layout, plans, array, rule, bands, scores, set
             plans,
             array,
             rule,
-            lambda picked: bands.add(scores.pixels.measure(picked)),
+            lambda picked: bands.add(hooks.measure(picked)),
             read_workers=settings.read_workers,
             on_tiles=bar.update,
-            on_pixels=scores.on_pixels,
-            on_stored=scores.pyramid.add,
+            on_pixels=hooks.on_pixels,
+            on_stored=hooks.on_stored,
         )
 
 

@@ -28,3 +28,12 @@ def write_json(path: Path, data: Any) -> None:
     with atomic_write(path) as handle:
         json.dump(data, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+def write_png(path: Path, picture: Any) -> None:
+    """A BGR picture (uint8 array, OpenCV's order) as PNG, atomically."""
+    import cv2
+
+    _, encoded = cv2.imencode(".png", picture)
+    with atomic_write(path, "wb") as handle:
+        handle.write(encoded.tobytes())

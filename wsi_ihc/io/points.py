@@ -25,6 +25,9 @@ from wsi_ihc.io.atomic import atomic_write
 CLASS_NAMES = ("other", "positive")
 #: Display names and colours for QuPath (Positive in DAB brown, Other in haematoxylin blue).
 QUPATH_CLASSES = (("Other", (64, 96, 224)), ("Positive", (170, 90, 20)))
+#: The hotspot's colour (RGB magenta: no stain or class colour is near it), in pictures and
+#: in its QuPath annotation.
+HOTSPOT_RGB = (255, 0, 255)
 
 #: Label spellings accepted without a ``--class-map`` (compared lower-case).
 DEFAULT_CLASS_MAP: Mapping[str, int] = {

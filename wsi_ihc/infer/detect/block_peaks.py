@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.detect.geometry import peak_halo_px
+from wsi_ihc.infer.detect.geometry import Origin, peak_halo_px
 from wsi_ihc.infer.detect.peaks import cells_from_labels, peak_labels, peak_levels, threshold_level
 from wsi_ihc.io.points import Cells
 
-Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels
 NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
 
 

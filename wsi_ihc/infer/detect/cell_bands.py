@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.io.points import Cells
 
 

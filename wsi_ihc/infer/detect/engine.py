@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.detect.block_peaks import Origin, PeakRule
-from wsi_ihc.infer.detect.geometry import peak_halo_px
+from wsi_ihc.infer.detect.block_peaks import PeakRule
+from wsi_ihc.infer.detect.geometry import Origin, peak_halo_px
 from wsi_ihc.infer.detect.peaks import find_peaks
 from wsi_ihc.infer.detect.pipeline import MapLayout, TissueReach, predict_slide
 from wsi_ihc.infer.detect.predict import TilePredictor

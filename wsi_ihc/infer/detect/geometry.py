@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from wsi_ihc.errors import ConfigError
 
+Origin = tuple[int, int]  # (row0, col0) of a block, in map pixels
+
 
 @dataclass(frozen=True)
 class TileGeometry:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.infer.detect.pipeline import MapLayout
 from wsi_ihc.io.ngff import create_multiscale
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wsi_ihc.infer.detect.block_peaks import Neighbourhoods, Origin, PeakRule
-from wsi_ihc.infer.detect.geometry import TileGeometry
+from wsi_ihc.infer.detect.block_peaks import Neighbourhoods, PeakRule
+from wsi_ihc.infer.detect.geometry import Origin, TileGeometry
 from wsi_ihc.infer.detect.predict import TilePredictor
 from wsi_ihc.io.points import Cells
 from wsi_ihc.io.slide import Slide

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.detect.block_peaks import Origin
+from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.infer.scores.intensity import intensity_classes
 from wsi_ihc.infer.scores.stains import OD_LUT, StainVectors
 from wsi_ihc.io.points import Cells

@@ -1,5 +1,6 @@
 """Heat-maps of a slide's cells: positive cells per mm², all cells per mm² and positive %
-on a grid of ``step_um`` squares, as a small OME-Zarr multiscale image and a coloured PNG.
+on a grid of ``step_um`` squares, as a small OME-Zarr multiscale image (the PNG is
+:mod:`wsi_ihc.infer.pictures.heatmap`'s).
 
 A square's density divides by its area within the slide (the last row and column may be
 cut by the slide's edge), not by its tissue: a square half on glass shows half the
@@ -15,15 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ihc.infer.scores.hotspot import grid_counts
 from wsi_ihc.io.ngff import create_multiscale
 
 CHANNELS = ("positive_per_mm2", "cells_per_mm2", "positive_percent")
 #: Coarser levels are added until a level's longer side is at most this.
 SMALLEST_LEVEL_PX = 32
-#: Colour of squares without cells in the PNG (BGR).
-EMPTY_BGR = (225, 225, 225)
-PANEL_PX = 400
+
+
+def grid_counts(
+    x_um: np.ndarray, y_um: np.ndarray, step_um: float, shape: tuple[int, int]
+) -> np.ndarray:
+    """(rows, cols) float64 counts of points (µm from the top-left) per ``step_um`` square."""
+    rows = np.clip((np.asarray(y_um) // step_um).astype(np.intp), 0, shape[0] - 1)
+    cols = np.clip((np.asarray(x_um) // step_um).astype(np.intp), 0, shape[1] - 1)
+    flat = np.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1])
+    return flat.reshape(shape).astype(np.float64)
 
 
 def count_grids(
@@ -77,35 +84,3 @@ def write_heatmaps(path: Path, counts: np.ndarray, step_um: float, slide_mpp: fl
     )
     for array, level in zip(arrays, levels, strict=True):
         array[:] = densities(level)
-
-
-def colour(values: np.ndarray, vmax: float) -> np.ndarray:
-    """(rows, cols) -> BGR uint8 (viridis from 0 to ``vmax``); NaN light grey."""
-    import cv2
-
-    scaled = np.nan_to_num(np.clip(values / max(vmax, 1e-9), 0, 1) * 255).astype(np.uint8)
-    image = cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS)
-    image[np.isnan(values)] = EMPTY_BGR
-    return image
-
-
-def heatmap_picture(counts: np.ndarray, step_um: float) -> np.ndarray:
-    """Three panels side by side (BGR uint8), each titled with its measure and range."""
-    import cv2
-
-    maps = densities(counts)
-    scale = max(1, PANEL_PX // max(maps.shape[1:]))
-    panels = []
-    for name, values in zip(CHANNELS, maps, strict=True):
-        finite = values[np.isfinite(values)]
-        vmax = 100.0 if name == "positive_percent" else float(finite.max()) if finite.size else 1
-        image = colour(values, vmax)
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        title = np.full((28, max(image.shape[1], 260), 3), 255, np.uint8)
-        text = f"{name.replace('_', ' ')} 0-{vmax:.0f} ({step_um:g} um)"
-        cv2.putText(title, text, (4, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-        body = np.full((image.shape[0], title.shape[1], 3), 255, np.uint8)
-        body[:, : image.shape[1]] = image
-        panels.append(np.vstack([title, body]))
-    gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-    return np.hstack([panels[0], gap, panels[1], gap, panels[2]])

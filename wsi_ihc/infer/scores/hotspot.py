@@ -23,6 +23,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from wsi_ihc.infer.scores.grids import grid_counts
+
 #: Coarse grid points refined, and the refinements (each a 9 x 9 grid, a quarter the step).
 CANDIDATES = 8
 REFINEMENTS = 2
@@ -57,16 +59,6 @@ class Hotspot:
 
 def radius_um(area_mm2: float) -> float:
     return math.sqrt(area_mm2 / math.pi) * 1000.0
-
-
-def grid_counts(
-    x_um: np.ndarray, y_um: np.ndarray, step_um: float, shape: tuple[int, int]
-) -> np.ndarray:
-    """(rows, cols) float64 counts of points (µm from the top-left) per ``step_um`` square."""
-    rows = np.clip((np.asarray(y_um) // step_um).astype(np.intp), 0, shape[0] - 1)
-    cols = np.clip((np.asarray(x_um) // step_um).astype(np.intp), 0, shape[1] - 1)
-    flat = np.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1])
-    return flat.reshape(shape).astype(np.float64)
 
 
 def find_hotspot(

@@ -2,31 +2,28 @@
 
 Before the blocks run: the options are checked against the slide and the model (a bad
 value is one error before any work) and the stain vectors resolved. While they run: each
-block's pixels are kept until its cells are measured (:mod:`cell_measures`) and painted
-into the overlay (:mod:`pictures`), and each block's map is pooled into the probability
-pyramid (:mod:`map_pyramid`). After: intensity scores, the hotspot, the heat-maps, the
-overlay and the hotspot annotation, all written into the slide's unfinished folder.
+block's pixels are kept until its cells are measured (:mod:`cell_measures`). After:
+intensity scores, the hotspot and the heat-map grids, as numbers for the summary and the
+pictures, and the two files of numbers (``heatmaps.zarr``, the hotspot's QuPath
+annotation) written into the slide's unfinished folder.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.detect.block_peaks import Origin
-from wsi_ihc.infer.detect.map_pyramid import MapPyramid
-from wsi_ihc.infer.pictures.drawing import HOTSPOT_BGR, write_png
-from wsi_ihc.infer.pictures.overlay import OverlayCanvas, overlay, overlay_mpp
 from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius
-from wsi_ihc.infer.scores.grids import count_grids, heatmap_picture, write_heatmaps
+from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
 from wsi_ihc.infer.scores.intensity import intensity_summary
 from wsi_ihc.infer.scores.options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
 from wsi_ihc.infer.scores.stains import StainVectors, resolve_vectors
 from wsi_ihc.io.atomic import write_json
-from wsi_ihc.io.points import Cells
+from wsi_ihc.io.points import HOTSPOT_RGB, Cells
 from wsi_ihc.io.tissue import TissueMask
 
 #: ``auto`` stain vectors are estimated from up to this many tissue squares of SAMPLE_PX.
@@ -34,6 +31,16 @@ SAMPLE_SQUARES = 16
 SAMPLE_PX = 256
 #: Vertices of the hotspot circle in the QuPath annotation.
 CIRCLE_VERTICES = 72
+
+
+@dataclass(frozen=True)
+class SlideScoresResult:
+    """A slide's scores: the summary's fields, warnings, and what the pictures draw."""
+
+    summary: dict
+    warnings: list[str]
+    hotspot_px: tuple[float, float, float] | None  # (x, y, radius) in level-0 px
+    grid_counts: np.ndarray  # count_grids' (3, rows, cols) at heatmap_um
 
 
 class SlideScores:
@@ -46,9 +53,7 @@ class SlideScores:
         slide,
         layout,
         tissue: TissueMask,
-        blocks: list[Origin],
         margin_px: int,
-        map_levels: list,
     ) -> None:
         self.slide, self.tissue = slide, tissue
         self.thresholds = check_thresholds(
@@ -64,11 +69,6 @@ class SlideScores:
             options.stain_vectors, lambda: tissue_sample(slide, tissue, card.mpp)
         )
         self.pixels = BlockPixels(map_shape, radius_px, self.vectors, self.thresholds)
-        width, height = slide.dimensions
-        self.canvas = OverlayCanvas(
-            map_shape, card.mpp, overlay_mpp(width * slide.mpp, height * slide.mpp), margin_px
-        )
-        self.pyramid = MapPyramid(map_levels, layout.block_px, blocks)
 
     def _hotspot_area(self, options: ScoreOptions, tissue_mm2: float) -> tuple[float | None, list]:
         """The hotspot's area; the default one is skipped (warned) on too little tissue."""
@@ -85,12 +85,9 @@ class SlideScores:
             f"than the default hotspot ({area:g} mm²; set --hotspot-area-mm2)"
         ]
 
-    def on_pixels(self, origin: Origin, region: np.ndarray, top: int, left: int) -> None:
-        self.pixels.keep(origin, region, top, left)
-        self.canvas.add(region, top, left)
-
-    def finish(self, folder: Path, cells: Cells) -> dict:
-        """Write the maps, pictures and annotation; the summary's new fields."""
+    def finish(self, folder: Path, cells: Cells) -> SlideScoresResult:
+        """Write heatmaps.zarr and the hotspot annotation; the numbers for the summary
+        and the pictures."""
         slide = self.slide
         width, height = slide.dimensions
         extent_um = (width * slide.mpp, height * slide.mpp)
@@ -110,15 +107,11 @@ class SlideScores:
         circle = _circle_px(hotspot, slide.mpp)
         counts = count_grids(x_um, y_um, positive, extent_um, self.heatmap_um)
         write_heatmaps(folder / "heatmaps.zarr", counts, self.heatmap_um, slide.mpp)
-        write_png(folder / "heatmap.png", heatmap_picture(counts, self.heatmap_um))
-        write_png(
-            folder / "overlay.png", overlay(self.canvas, self.tissue, cells, slide, circle, counts)
-        )
         write_json(folder / "annotations.geojson", _annotations(hotspot, circle))
         od = cells.od if cells.od is not None else np.zeros((0, 2), np.float32)
         intensity = cells.intensity if cells.intensity is not None else np.zeros(0, np.int8)
         scores = intensity_summary(cells.label, od[:, 1], intensity, self.thresholds)
-        return {
+        summary = {
             "h_score": scores.pop("h_score"),
             "allred": scores.pop("allred"),
             "intensity": scores,
@@ -126,9 +119,8 @@ class SlideScores:
             "stain_vectors": self.vectors.to_json(),
             "measure_radius_um": self.radius_um,
             "heatmap_um": self.heatmap_um,
-            "overlay_mpp": round(self.canvas.mpp, 4),
-            "score_warnings": warnings,
         }
+        return SlideScoresResult(summary, warnings, circle, counts)
 
 
 def tissue_sample(slide, tissue: TissueMask, mpp: float) -> np.ndarray:
@@ -179,7 +171,7 @@ def _annotations(hotspot: Hotspot | None, circle) -> dict:
                 "properties": {
                     "objectType": "annotation",
                     "name": "Hotspot",
-                    "classification": {"name": "Hotspot", "color": list(HOTSPOT_BGR[::-1])},
+                    "classification": {"name": "Hotspot", "color": list(HOTSPOT_RGB)},
                     "measurements": {
                         "Num cells": hotspot.cells,
                         "Num positive": hotspot.positive,

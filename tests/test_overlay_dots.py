@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi_ihc.infer.pictures.drawing import paint_dots
+from wsi_ihc.infer.pictures.overlay import paint_dots
 
 
 @pytest.mark.parametrize("radius", [1, 2, 3])
