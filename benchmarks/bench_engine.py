@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_engine.py --model demo/run/model.ckpt [--size 8192]
 
 On a GPU the model is cheap and the CPU work around it (reading, storing, picking,
-writing) decides whether the device is kept busy (RESULTS.md §6). This measures that work
+writing) decides whether the device is kept busy (RESULTS.md: "On a GPU"). This measures that work
 on any machine: a predictor with no arithmetic (``common.ReplayPredictor``) returns, in turn,
 the real model's outputs for a block's worth of tiles (at least 8x8) of the same slide, so
 the engine stores maps that compress like real ones and picks as many cells. Reported:
@@ -16,7 +16,7 @@ the engine stores maps that compress like real ones and picks as many cells. Rep
 * the outputs alone for ``--cells`` random cells (µs per cell): cells.csv and
   cells.geojson are written band by band beside the model, the overlay after it;
 * the CPU cores of this machine the engine needs to keep up with a device that runs the
-  model at ``--device-rates`` level-0 Mpx/s (default: the H200 rates of RESULTS.md §6);
+  model at ``--device-rates`` level-0 Mpx/s (default: the H200 rates of RESULTS.md: "On a GPU");
   a lower bound, as it assumes the engine's work spreads evenly over the cores.
 """
 
@@ -47,7 +47,7 @@ from wsi_ihc.io.points import CellFiles, Cells, write_csv, write_geojson
 from wsi_ihc.io.slide import Slide
 from wsi_ihc.io.tissue import full_mask
 
-#: H200, bf16 (RESULTS.md §6), counted in new level-0 pixels per tile (the stride, 3/4 of
+#: H200, bf16 (RESULTS.md: "On a GPU"), counted in new level-0 pixels per tile (the stride, 3/4 of
 #: the tile, at 0.5 µm/px from 0.25): 696 tiles/s of 512² (768² px each) and 5,194 of 256².
 H200_RATES = "resnet101 512px=410,resnet18 256px=766"
 

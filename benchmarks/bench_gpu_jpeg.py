@@ -2,16 +2,16 @@
 
     .venv/bin/python benchmarks/bench_gpu_jpeg.py [--device cuda] [--tiles 1024] [--slide PATH]
 
-On a GPU, JPEG decoding is about half of the engine's CPU (RESULTS.md §10); nvJPEG
-(``torchvision.io.decode_jpeg(..., device="cuda")``) would move it to the device. Before
-building that path, this measures whether it decodes the tiles of real slides to the same
-pixels and how fast. For each slide (the synthetic 16384² one, and CMU-1-Small-Region.svs
-when ../shared/data is there), the raw bytes of level 0's tiles are read with tifffile and
-made complete JPEG streams (the level's JPEGTables merged in; an Adobe marker for tiles
-coded in RGB, as Aperio writes them, so that no decoder takes them for YCbCr); then they
-are decoded (a) as ``--reader auto`` does (tifffile + imagecodecs, one thread) and (b) by
-torchvision's ``decode_jpeg`` on ``--device`` in batches. Reported: Mpx/s of each and the
-largest pixel difference of (b) from (a). Where (b) runs on the CPU it checks the streams.
+On a GPU, JPEG decoding is about half of the engine's CPU (RESULTS.md: "The engine's CPU per
+pixel"); nvJPEG (``torchvision.io.decode_jpeg(..., device="cuda")``) would move it to the device.
+Before building that path, this measures whether it decodes the tiles of real slides to the same
+pixels and how fast. For each slide (the synthetic 16384² one, and CMU-1-Small-Region.svs when
+../shared/data is there), the raw bytes of level 0's tiles are read with tifffile and made complete
+JPEG streams (the level's JPEGTables merged in; an Adobe marker for tiles coded in RGB, as Aperio
+writes them, so that no decoder takes them for YCbCr); then they are decoded (a) as ``--reader
+auto`` does (tifffile + imagecodecs, one thread) and (b) by torchvision's ``decode_jpeg`` on
+``--device`` in batches. Reported: Mpx/s of each and the largest pixel difference of (b) from (a).
+Where (b) runs on the CPU it checks the streams.
 """
 
 from __future__ import annotations

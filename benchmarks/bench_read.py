@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_read.py [--size 16384] [--threads 1,2]
 
-On a GPU the reader, not the model, sets the pace (RESULTS.md §6): this measures
+On a GPU the reader, not the model, sets the pace (RESULTS.md: "On a GPU"): this measures
 ``Slide.read_at_mpp`` alone (decoding + the box resize to the model's mpp) on the blocks
 ``infer`` reads by default at 0.5 µm/px (4×4 tiles of 256 px + margins, from a
 0.25 µm/px slide), as level-0 Mpx per wall second and per CPU second, with a pool of

@@ -6,10 +6,11 @@ native here, and what does an encoder cost?
         --encoders resnet18,tu-regnety_008,tu-mobilenetv3_large_100,tu-efficientnet_b0
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bench_train_step.py
 
-A training step is what ``wsi_ihc/train/loop.py`` does per batch (autocast forward, BCE on
-the main decoder, backward, Adam) on 8 random 128² crops; the forward pass is inference of
-8 tiles of 512². Where bf16 is emulated (a CPU without AVX512-BF16/AMX, or the AVX2
-confinement above) both are several times slower in bf16 than in fp32 (RESULTS.md §12).
+A training step is what ``wsi_ihc/train/loop.py`` does per batch (autocast forward, BCE on the main
+decoder, backward, Adam) on 8 random 128² crops; the forward pass is inference of 8 tiles of 512².
+Where bf16 is emulated (a CPU without AVX512-BF16/AMX, or the AVX2 confinement above) both are
+several times slower in bf16 than in fp32 (RESULTS.md: "Precision by what the CPU computes
+natively").
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def warm_up(slide_path: Path, out_dir: Path, settings, model) -> None:
     """Run what timing would otherwise pay once: a batch, and on CUDA a whole slide.
 
     oneDNN builds CPU kernels per shape on first use; CUDA loads kernels lazily, per
-    precision and shape (seconds for a ResNet-101, RESULTS.md §6). ``out_dir`` is scratch.
+    precision and shape (seconds for a ResNet-101, RESULTS.md: "On a GPU"). ``out_dir`` is scratch.
     """
     from wsi_ihc.infer.run import infer_slide
 
@@ -194,7 +194,7 @@ class ReplayPredictor(TilePredictor):
     compress like real ones and picks as many cells. Tiles get outputs by their place in
     the batch, not by their content, so two engines do not get the same maps. The sample
     must hold at least a block's tiles: a block that repeats it stores a map that zstd
-    compresses 5x faster than a real one (RESULTS.md §11).
+    compresses 5x faster than a real one (RESULTS.md: "Reading shrunk tile by tile").
     """
 
     def __init__(self, predictor: TilePredictor, slide_path: Path, side_tiles: int = 8) -> None:

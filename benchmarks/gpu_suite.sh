@@ -45,7 +45,7 @@ bench demo 150 -m wsi_ihc.cli.demo --out "$demo_dir" --device "$device" --epochs
 bench engine 120 benchmarks/bench_engine.py --device "$device" --size "$size" \
     --read-workers "$workers" --block-tiles 16 --model "$demo_dir/run/model.ckpt"
 # nvJPEG on the raw tiles: same pixels as the CPU decoder? how fast? (decoding is half the
-# engine's CPU, RESULTS.md §10)
+# engine's CPU, RESULTS.md: "The engine's CPU per pixel")
 bench gpu-jpeg 60 benchmarks/bench_gpu_jpeg.py --device "$device" --tiles 2048
 bench precision 100 benchmarks/bench_precision.py --device "$device" --size 4096 \
     --precisions fp32,bf16,fp16 --read-workers "$workers" --model "$demo_dir/run/model.ckpt"

@@ -56,11 +56,11 @@ class Split:
 
 #: BCData's pixel size: nuclei span 40-60 px, a ×40 scan (../shared/data/README.md).
 BCDATA_MPP = 0.25
-#: ki67-camera's, chosen on its three *training* images (the files record none): a
-#: BCData-only model scores best there at 0.10-0.12 µm/px (agnostic F1 0.578 / 0.672 / 0.664 /
-#: 0.567 / 0.373 at 0.08 / 0.10 / 0.12 / 0.15 / 0.19; RESULTS.md §14). The data README's 0.19
-#: came from eyeballed BCData nucleus sizes; wsi_ihc.infer.nuclei_ruler's nuclei put it lower
-#: still (0.067: blurred camera nuclei measure large), which the F1 curve does not support.
+#: ki67-camera's, chosen on its three *training* images (the files record none): a BCData-only model
+#: scores best there at 0.10-0.12 µm/px (agnostic F1 0.578 / 0.672 / 0.664 / 0.567 / 0.373 at 0.08 /
+#: 0.10 / 0.12 / 0.15 / 0.19; studies/STUDIES.md: "Models on real IHC"). The data README's 0.19 came
+#: from eyeballed BCData nucleus sizes; wsi_ihc.infer.nuclei_ruler's nuclei put it lower still
+#: (0.067: blurred camera nuclei measure large), which the F1 curve does not support.
 CAMERA_MPP = 0.1
 
 BCDATA_TRAIN = Split("bcdata", tuple(str(i) for i in range(18)), BCDATA_MPP)

@@ -246,7 +246,8 @@ def test_console_script_is_installed() -> None:
 @pytest.mark.skipif(
     "ATEN_CPU_CAPABILITY" in os.environ,
     reason="torch 2.12's compiled code segfaults when ATEN_CPU_CAPABILITY holds ATen below the "
-    "CPU's own ISA (the AVX2 emulation of benchmarks/RESULTS.md §12; on a real AVX2 CPU it ran)",
+    "CPU's own ISA (the AVX2 emulation of RESULTS.md: 'Precision by what the CPU computes "
+    "natively'; on a real AVX2 CPU it ran)",
 )
 def test_compile_gives_the_same_maps(synthetic_slide: Path, tmp_path: Path) -> None:
     import numpy as np

@@ -131,7 +131,8 @@ TRAIN_OPTIONS = [
         default="cosine",
         show_default=True,
         help="Learning rate over each stage: cosine from 1e-3 down to 1 % (better on validation "
-        "and on another lab's images, benchmarks/RESULTS.md §15), or the paper's constant 1e-3.",
+        "and on another lab's images, studies/STUDIES.md: 'Levers of the recipe'), or the "
+        "paper's constant 1e-3.",
     ),
     click.option(
         "--scale-jitter",

@@ -104,10 +104,10 @@ def load_model(settings: InferSettings) -> LoadedModel:
 def default_read_workers(device: torch.device) -> int:
     """Reader threads when ``--read-workers`` is not given, for a ``torch.device``.
 
-    On a CPU the model uses the cores and 2 readers measured best (benchmarks/RESULTS.md
-    §1). On a GPU decoding sets the pace (§6: ~25 Mpx/s per thread through OpenSlide against
-    the 410 level-0 Mpx/s a ResNet-101 consumes on an H200, §10): every core torch may use
-    but one, up to 16.
+    On a CPU the model uses the cores and 2 readers measured best (benchmarks/RESULTS.md:
+    "Pipeline efficiency"). On a GPU decoding sets the pace ("On a GPU": ~25 Mpx/s per
+    thread through OpenSlide against the 410 level-0 Mpx/s a ResNet-101 consumes on an
+    H200, "The engine's CPU per pixel"): every core torch may use but one, up to 16.
     """
     if device.type != "cuda":
         return 2

@@ -63,7 +63,8 @@ def create_multiscale(
     """An empty multiscale image (fill 0) at ``path``; returns its level arrays.
 
     ``attributes`` are also set on the group and on level 0, where readers of the old
-    single-array store find them. zstd ``compression_level`` 1: RESULTS.md §11.
+    single-array store find them. zstd ``compression_level`` 1: RESULTS.md, "Reading shrunk
+    tile by tile".
     """
     import zarr
     from zarr.codecs import ZstdCodec
@@ -84,8 +85,8 @@ def create_multiscale(
             dimension_names=tuple(axis["name"] for axis in AXES),
             attributes=attributes if k == 0 else {},
             compressors=ZstdCodec(level=compression_level),
-            # Every chunk written holds data (RESULTS.md §10: zarr's all-fill check on
-            # float16 costs a third of a chunk's write).
+            # Every chunk written holds data (RESULTS.md: "The engine's CPU per pixel": zarr's
+            # all-fill check on float16 costs a third of a chunk's write).
             config={"write_empty_chunks": True},
         )
         for k, shape in enumerate(shapes)

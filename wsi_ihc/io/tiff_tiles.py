@@ -13,7 +13,7 @@ generic TIFF slide and the pixels decoded here equal OpenSlide's on check region
 anything else stays with OpenSlide, so the fast path can only be used where it gives
 the same pixels. (tiffslide, which reads through tifffile's Zarr store, took 0.13-0.17
 CPU-s where this takes 0.07 for the same blocks, and pads with black, not glass:
-benchmarks/RESULTS.md §9, one-off measurements.)
+RESULTS.md: "Reading tiles directly", one-off measurements.)
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ JPEG = 7
 GLASS_RGB = 255
 
 
-#: Decoded tiles kept per level. Blocks overlap by their tile margins: 416 px blocks read
-#: in raster order decoded 7,060 tiles for 3,848 distinct ones without a cache, and 20 %
-#: more reading CPU (benchmarks/RESULTS.md §9). Tiles shared with the previous block (and,
-#: on small slides, with the block row above) are still here.
+#: Decoded tiles kept per level. Blocks overlap by their tile margins: 416 px blocks read in raster
+#: order decoded 7,060 tiles for 3,848 distinct ones without a cache, and 20 % more reading CPU
+#: (RESULTS.md: "Reading tiles directly"). Tiles shared with the previous block (and, on small
+#: slides, with the block row above) are still here.
 TILE_CACHE_BYTES = 64 << 20
 
 
@@ -118,7 +118,7 @@ class TiffLevel:
         With ``box`` > 1 (``x`` and ``y`` multiples of it, :meth:`shrinks_by`), each pixel
         is the mean of a box x box square of level pixels, the same as shrinking the
         level region with INTER_AREA, but done per tile and cached shrunk: the region at
-        full resolution is never assembled (RESULTS.md §11).
+        full resolution is never assembled (RESULTS.md: "Reading shrunk tile by tile").
 
         Thread-safe: ``os.pread`` has no shared file position, the tile cache is
         ``functools.lru_cache``, and the decoder releases the GIL, so reading threads

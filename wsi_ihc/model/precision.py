@@ -1,9 +1,9 @@
 """Which device and autocast precision a model runs in: what the hardware computes natively.
 
-bf16 halves memory traffic and is 1.5-2.6x faster on CPUs that have bf16 instructions
-(AVX512-BF16, AMX), but on a CPU without them PyTorch emulates it, 6-72x *slower* than
-fp32 (benchmarks/RESULTS.md §12). So ``auto`` never trusts the machine the code was written
-on: it asks torch what this process's kernels will use, once per process.
+bf16 halves memory traffic and is 1.5-2.6x faster on CPUs that have bf16 instructions (AVX512-BF16,
+AMX), but on a CPU without them PyTorch emulates it, 6-72x *slower* than fp32 (RESULTS.md:
+"Precision by what the CPU computes natively"). So ``auto`` never trusts the machine the code was
+written on: it asks torch what this process's kernels will use, once per process.
 
 - CUDA: bf16 where the GPU computes it natively (compute capability 8.0+), else fp16
   (training then scales gradients).
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wsi_ihc")
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-#: Slowdown of emulated bf16 against fp32, resnet18: 6-10x measured in RESULTS.md §12, up to 72x
-#: on a real 2-core AVX2 machine (issue 12).
+#: Slowdown of emulated bf16 against fp32, resnet18: 6-10x measured in RESULTS.md: "Precision by
+#: what the CPU computes natively", up to 72x on a real 2-core AVX2 machine (issue 12).
 EMULATED_BF16_SLOWDOWN = "6-72x"
 
 

@@ -33,7 +33,7 @@ def default_block_tiles(stride_px: int) -> int:
     Each block costs a Zarr chunk write (~2 ms of zarr's own overhead), a Dask task and a
     halo; with glass tiles skipped inside blocks, larger blocks run no more tiles. 384 px
     blocks cost 1.7-1.9 times the CPU per pixel of 1536 px ones (benchmarks/bench_engine.py,
-    RESULTS.md §10), with the same end-to-end ratio on a CPU.
+    RESULTS.md: "The engine's CPU per pixel"), with the same end-to-end ratio on a CPU.
     """
     return max(1, round(BLOCK_PX / stride_px))
 

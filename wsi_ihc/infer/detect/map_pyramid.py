@@ -21,8 +21,8 @@ from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.infer.detect.pipeline import MapLayout
 from wsi_ihc.io.ngff import create_multiscale
 
-#: Each level is this many times smaller a side: 8, not 2 or 4, because every level's
-#: chunks cost Zarr writes beside the model (RESULTS.md §13); viewers pick any level.
+#: Each level is this many times smaller a side: 8, not 2 or 4, because every level's chunks cost
+#: Zarr writes beside the model (RESULTS.md: "The scores on the engine"); viewers pick any level.
 FACTOR = 8
 
 
@@ -59,8 +59,8 @@ def create_map_store(path: Path, layout: MapLayout, slide_mpp: float, attributes
 def max_pool(block: np.ndarray, factor: int = FACTOR) -> np.ndarray:
     """(2, h, w) non-negative float16 -> (2, ceil(h/f), ceil(w/f)): the max of each f x f.
 
-    Maxima of strided views of the bits, rows then columns: 1.2 ms for a 1536² block
-    (f = 8) where NumPy's ``max`` over reshaped axes took 22 ms (f = 4; RESULTS.md §13).
+    Maxima of strided views of the bits, rows then columns: 1.2 ms for a 1536² block (f = 8) where
+    NumPy's ``max`` over reshaped axes took 22 ms (f = 4; RESULTS.md: "The scores on the engine").
     """
     channels, rows, cols = block.shape
     padded_rows, padded_cols = -(-rows // factor) * factor, -(-cols // factor) * factor

@@ -7,14 +7,14 @@ plateau gives one cell, not many). Values are compared as float16, the precision
 predictor makes and the store keeps the maps in, through their bit patterns: for
 probabilities in [0, 1] the float16 bits, read as uint16, are ordered as the values, so
 every step runs on 2-byte integers (NumPy computes float16 in software: ``max`` of a
-float16 block took 10 ms, of its bits 0.1 ms; RESULTS.md §10). The square's maximum is
-OpenCV's dilation (a separable SIMD filter, ~18x faster than SciPy's maximum_filter
-here, RESULTS.md §9); ties are then settled for the few window maxima only, by looking
-at the pixels before them in the window. The rule looks only ``d`` pixels away, so a
-block with that halo (:func:`peak_halo_px`) finds exactly the peaks of the whole array
-in its core, and no cell is counted twice at a seam or lost. Raster order within a block
-is global raster order, so no offsets are needed. A cell's class is the argmax of the
-two maps there.
+float16 block took 10 ms, of its bits 0.1 ms; RESULTS.md: "The engine's CPU per pixel").
+The square's maximum is OpenCV's dilation (a separable SIMD filter, ~18x faster than
+SciPy's maximum_filter here, RESULTS.md: "Reading tiles directly"); ties are then settled
+for the few window maxima only, by looking at the pixels before them in the window. The
+rule looks only ``d`` pixels away, so a block with that halo (:func:`peak_halo_px`) finds
+exactly the peaks of the whole array in its core, and no cell is counted twice at a seam
+or lost. Raster order within a block is global raster order, so no offsets are needed. A
+cell's class is the argmax of the two maps there.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def window_max(levels: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def raster_nonzero(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the nonzero pixels of a 2-D array in raster order, as ``np.nonzero``
-    gives them: on a 1544² map NumPy's 2-D ``nonzero`` took 4.0 ms (bool) and 6.6 ms
-    (uint8), the flat indices of a bool array split by ``divmod`` 0.3 ms (RESULTS.md §11).
+    """(rows, cols) of the nonzero pixels of a 2-D array in raster order, as ``np.nonzero`` gives
+    them: on a 1544² map NumPy's 2-D ``nonzero`` took 4.0 ms (bool) and 6.6 ms (uint8), the flat
+    indices of a bool array split by ``divmod`` 0.3 ms (RESULTS.md: "Reading shrunk tile by tile").
     """
     return np.divmod(np.flatnonzero(image != 0), image.shape[1])
 

@@ -59,9 +59,9 @@ class TilePredictor:
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(card.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(card.std, device=self.device).view(1, 3, 1, 1) * 255.0
-        # One thread for the model, not whichever Dask thread got the block: on a CPU
-        # torch's OpenMP team belongs to the thread that starts it, and a team per calling
-        # thread spins against the others (predict stage 3-4 % slower, RESULTS.md §9).
+        # One thread for the model, not whichever Dask thread got the block: on a CPU torch's OpenMP
+        # team belongs to the thread that starts it, and a team per calling thread spins against the
+        # others (predict stage 3-4 % slower, RESULTS.md: "Reading tiles directly").
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="wsi-ihc-model")
 
     def _autocast(self):

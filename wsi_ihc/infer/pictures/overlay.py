@@ -69,8 +69,9 @@ class OverlayCanvas:
         crop = region[r0 - top : r1 - top, c0 - left : c1 - left]
         if crop.shape[2] != 3:  # OpenCV takes a window of packed RGB pixels without a copy
             crop = np.ascontiguousarray(crop[..., :3])
-        # Bilinear: at 2x (1 µm/px from 0.5) it is the mean of each 2 x 2, as INTER_AREA,
-        # for a sixth of INTER_AREA's CPU at 4x, where it samples (RESULTS.md §13).
+        # Bilinear: at 2x (1 µm/px from 0.5) it is the mean of each 2 x 2, as INTER_AREA, for a
+        # sixth of INTER_AREA's CPU at 4x, where it samples (RESULTS.md: "The scores on the
+        # engine").
         self.image[rows, cols] = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
