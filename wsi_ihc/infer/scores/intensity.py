@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsi_ihc.io.points import INTENSITY_NAMES as CLASS_NAMES
+from wsi_ihc.io.points import INTENSITY_NAMES
 
 #: Upper bounds (%) of Allred's proportion scores 1-4; above the last is 5.
 ALLRED_PROPORTION_BOUNDS = (1.0, 10.0, 100 / 3, 200 / 3)
@@ -58,9 +58,9 @@ def intensity_summary(label: np.ndarray, dab_od: np.ndarray, intensity: np.ndarr
     positive_percent = 100.0 * positive.sum() / total if total else None
     return {
         "thresholds": list(thresholds),
-        "counts": {name: int(c) for name, c in zip(CLASS_NAMES, counts, strict=True)},
+        "counts": {name: int(c) for name, c in zip(INTENSITY_NAMES, counts, strict=True)},
         "percent": (
-            {name: round(float(p), 3) for name, p in zip(CLASS_NAMES, percent, strict=True)}
+            {name: round(float(p), 3) for name, p in zip(INTENSITY_NAMES, percent, strict=True)}
             if percent is not None
             else None
         ),
