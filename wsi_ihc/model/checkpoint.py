@@ -21,11 +21,10 @@ from wsi_ihc import __version__
 from wsi_ihc.errors import CheckpointError
 from wsi_ihc.io.atomic import atomic_write
 from wsi_ihc.io.hashing import sha256_of
+from wsi_ihc.model.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
 FORMAT = "wsi-ihc-checkpoint/1"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

