@@ -32,6 +32,19 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
+#: What runs recorded before a recipe option existed were trained with.
+RECIPE_BEFORE_OPTION = {
+    "train_sets": "bcdata-0-17",
+    "lr_schedule": "constant",
+    "encoder_weights": "none",
+}
+
+
+def recorded_recipe(saved: dict) -> dict:
+    """A record's recipe with the options it predates filled in as they were then."""
+    return {**RECIPE_BEFORE_OPTION, **saved}
+
+
 def recipe(args: argparse.Namespace) -> dict:
     """What is trained: the options that define a run, besides variant and seed."""
     return {
@@ -45,13 +58,13 @@ def recipe(args: argparse.Namespace) -> dict:
         "extra": args.extra,
         "train_sets": args.train_sets,
         "lr_schedule": args.lr_schedule,
+        "encoder_weights": args.encoder_weights,
     }
 
 
 def same_recipe(saved: dict, args: argparse.Namespace) -> bool:
-    """Whether a recorded run used this recipe (runs recorded before ``train_sets`` and
-    ``lr_schedule`` existed trained on BCData 0-17 at a constant rate)."""
-    return {"train_sets": "bcdata-0-17", "lr_schedule": "constant", **saved} == recipe(args)
+    """Whether a recorded run used this recipe."""
+    return recorded_recipe(saved) == recipe(args)
 
 
 def finished(folder: Path) -> bool:
@@ -76,7 +89,7 @@ def train_run(args: argparse.Namespace, exe: str, variant: str, seed: int, work:
     folder = run_dir(args, variant, seed)
     train = [
         exe, "train", *sources, "--out", str(folder),
-        "--encoder", args.encoder, "--encoder-weights", "none", "--variant", variant,
+        "--encoder", args.encoder, "--encoder-weights", args.encoder_weights, "--variant", variant,
         "--epochs", str(args.epochs), "--prior-epochs", str(args.prior_epochs),
         "--iterations-per-epoch", str(args.iterations_per_epoch),
         "--crop-px", str(args.crop_px), "--batch-size", str(args.batch_size),
@@ -233,6 +246,7 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     """The options of :func:`recipe` (and the matching radius), the current recipe's defaults."""
     parser.add_argument("--radius-um", type=float, default=2.5)
     parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--encoder-weights", default="none", help="none, imagenet or a file")
     parser.add_argument("--crop-px", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=12)

@@ -70,7 +70,7 @@ def other_seeds(args: argparse.Namespace) -> list[dict]:
     same = [
         run
         for run in runs
-        if run["recipe"] == recorded_runs.recipe(args)
+        if recorded_runs.recorded_recipe(run["recipe"]) == recorded_runs.recipe(args)
         and run["variant"] == args.variant
         and run["seed"] != args.seed
     ]
@@ -182,7 +182,7 @@ def recorded_run(args: argparse.Namespace) -> dict:
     """The record of the shipped model, refused when the options name another recipe (the
     card's Reproduce line would lie). Records older than an option hold its then default."""
     result = json.loads((args.results / f"{args.name}.json").read_text())
-    recorded = {"train_sets": "bcdata-0-17", "lr_schedule": "constant", **result["recipe"]}
+    recorded = recorded_runs.recorded_recipe(result["recipe"])
     given = {**recorded_runs.recipe(args), "variant": args.variant, "seed": args.seed}
     recorded.update(variant=result["variant"], seed=result["seed"])
     if given != recorded:

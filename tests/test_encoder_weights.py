@@ -3,6 +3,7 @@ they load into the network by order and shape, and every wrong file is one clear
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -110,13 +111,19 @@ def test_training_with_packaged_imagenet_weights_and_with_a_weights_file(tmp_pat
         "train", "--data", str(tiles), "--encoder", LITE0, "--variant", "main", "--epochs", "1",
         "--iterations-per-epoch", "1", "--crop-px", "64", "--batch-size", "2", "--quiet",
     ]  # fmt: skip
+    rates = {"imagenet": ["--learning-rate", "0.002", "--encoder-lr-factor", "0.1"]}
     for weights in ("imagenet", str(packaged_file(LITE0))):
         out = tmp_path / Path(weights).stem
-        result = CliRunner().invoke(cli, [*common, "--out", str(out), "--encoder-weights", weights])
+        given = [*common, "--out", str(out), "--encoder-weights", weights, *rates.get(weights, [])]
+        result = CliRunner().invoke(cli, given)
         assert result.exit_code == 0, result.output
         card = read_card(out / "model.ckpt")
         assert card.mean == (0.5, 0.5, 0.5) and card.std == (0.5, 0.5, 0.5)
         assert json.loads((out / "config.json").read_text())["config"]["encoder_weights"] == weights
+        with open(out / "metrics.csv", newline="") as handle:
+            first = next(csv.DictReader(handle))
+        # metrics.csv records the first parameter group's rate: the encoder's, where it has one
+        assert float(first["lr"]) == pytest.approx(2e-4 if weights in rates else 1e-3)
     missing = CliRunner().invoke(
         cli, [*common, "--out", str(tmp_path / "x"), "--encoder-weights", "nowhere.pth"]
     )

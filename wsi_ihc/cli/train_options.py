@@ -138,6 +138,21 @@ TRAIN_OPTIONS = [
         "paper's constant 1e-3.",
     ),
     click.option(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        show_default=True,
+        help="Adam's learning rate at the start of each stage (the paper's 1e-3).",
+    ),
+    click.option(
+        "--encoder-lr-factor",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="The encoder learns at --learning-rate times this: below 1 keeps more of "
+        "pretrained (--encoder-weights imagenet) features.",
+    ),
+    click.option(
         "--scale-jitter",
         type=float,
         default=0.1,

@@ -27,6 +27,8 @@ BEFORE_OPTION: dict[str, Any] = {
     "blur_sigma_um": 0.0,
     "jpeg_quality": 100,
     "lr_schedule": "constant",
+    "learning_rate": 1e-3,
+    "encoder_lr_factor": 1.0,
     "val_split": "image",
 }
 
@@ -67,6 +69,8 @@ class TrainConfig:
     blur_sigma_um: float = 0.0  # crops blurred by a Gaussian of σ ~ U(0, b) µm
     jpeg_quality: int = 100  # below 100: crops re-encoded as JPEG of quality U(q, 100)
     lr_schedule: str = "cosine"  # to 1 % over each stage's epochs; or "constant" (the paper's)
+    learning_rate: float = 1e-3  # Adam's, the paper's
+    encoder_lr_factor: float = 1.0  # the encoder's rate is learning_rate × this (< 1: pretrained)
     init: Path | None = None  # a checkpoint to fine-tune (its encoder and shared decoders)
 
     def __post_init__(self) -> None:
@@ -106,6 +110,8 @@ class TrainConfig:
             problems.append("--blur-sigma-um must not be negative, --jpeg-quality lie in 1-100")
         if self.stain_vector_jitter < 0:
             problems.append("--stain-vector-jitter must not be negative")
+        if self.learning_rate <= 0 or self.encoder_lr_factor <= 0:
+            problems.append("--learning-rate and --encoder-lr-factor must be positive")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -146,6 +152,8 @@ class TrainConfig:
             "stain_jitter",
             "stain_vector_jitter",
             "lr_schedule",
+            "learning_rate",
+            "encoder_lr_factor",
             "blur_sigma_um",
             "jpeg_quality",
         )

@@ -40,8 +40,8 @@ from wsi_ihc.train.loop import StageResult, StageSpec, run_stage
 from wsi_ihc.train.losses import bce_loss, multitask_loss
 from wsi_ihc.train.validate import detect_images, probability_maps, tune_on, validation_f1
 
-#: Adam settings of the paper.
-LEARNING_RATE, BETAS, WEIGHT_DECAY = 1e-3, (0.9, 0.999), 2e-5
+#: Adam settings of the paper (its learning rate, 1e-3, is TrainConfig's default).
+BETAS, WEIGHT_DECAY = (0.9, 0.999), 2e-5
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def prior_stage(
             config.lr_schedule,
         ),
         model,
-        _adam(model),
+        _adam(model, config),
         lambda rng: sample_batch(images, None, spec, rng),
         lambda outputs, batch: _prior_terms(outputs, batch),
         np.random.default_rng([config.seed, 1]),
@@ -211,7 +211,7 @@ def main_stage(
             config.lr_schedule,
         ),
         model,
-        _adam(model),
+        _adam(model, config),
         lambda rng: sample_batch(train, priors, spec, rng),
         multitask_loss,
         np.random.default_rng([config.seed, 2]),
@@ -240,10 +240,18 @@ def main_stage(
     return MainResult(stage, tuned.threshold, tuned.min_distance_um, metrics)
 
 
-def _adam(model: torch.nn.Module) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        model.parameters(), lr=LEARNING_RATE, betas=BETAS, weight_decay=WEIGHT_DECAY
-    )
+def _adam(model: MultiTaskNet, config: TrainConfig) -> torch.optim.Adam:
+    """Adam at the recipe's rate; a pretrained encoder may learn slower than the decoders
+    (its own parameter group only then, so that runs without one resume as before)."""
+    rate = config.learning_rate
+    if config.encoder_lr_factor == 1.0:
+        groups: list = [{"params": list(model.parameters())}]
+    else:
+        encoder = list(model.encoder.parameters())
+        known = {id(p) for p in encoder}
+        rest = [p for p in model.parameters() if id(p) not in known]
+        groups = [{"params": encoder, "lr": rate * config.encoder_lr_factor}, {"params": rest}]
+    return torch.optim.Adam(groups, lr=rate, betas=BETAS, weight_decay=WEIGHT_DECAY)
 
 
 def _prior_terms(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict:
