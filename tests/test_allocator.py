@@ -1,4 +1,5 @@
-"""The glibc arena cap that keeps peak RSS flat (benchmarks/bench_memory.py measures it)."""
+"""The glibc arena cap, one of what keeps peak RSS flat (benchmarks/bench_memory.py measures
+the default command; RESULTS.md: "Memory of the default command")."""
 
 from __future__ import annotations
 

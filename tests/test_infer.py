@@ -69,6 +69,38 @@ def test_cells_do_not_depend_on_block_size(
     assert tiles_run[64] < 0.9 * _grid_tiles(out / "synthetic", stride), "glass tiles were run"
 
 
+def test_nothing_kept_in_memory_gives_the_same_files(
+    synthetic_slide: Path, stain_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the memory budgets (a slide with rows too wide to keep), blocks' maps are read
+    back from the Zarr and their pixels read again from the slide: the same cells, the
+    same measures, the same summary counts as with everything kept."""
+    from wsi_ihc.infer.detect.block_peaks import Neighbourhoods
+    from wsi_ihc.infer.scores.cell_measures import BlockPixels
+
+    settings = InferSettings(model_path=Path("unused"), quiet=True, block_tiles=2)
+    kept = infer_slide(synthetic_slide, tmp_path / "kept", settings, model=stain_model)
+    monkeypatch.setattr(Neighbourhoods.__init__, "__defaults__", (0,))
+    monkeypatch.setattr(BlockPixels.__init__, "__defaults__", (0,))
+    reads: list = []
+    measure = BlockPixels._measure
+
+    def counting_measure(self, origin, cells):
+        if self.regions[origin][0] is None:
+            reads.append(origin)
+        return measure(self, origin, cells)
+
+    monkeypatch.setattr(BlockPixels, "_measure", counting_measure)
+    read_again = infer_slide(synthetic_slide, tmp_path / "again", settings, model=stain_model)
+    assert reads, "no block's pixels were read again"
+    for name in ("cells.csv", "cells.geojson"):
+        assert (tmp_path / "again" / "synthetic" / name).read_bytes() == (
+            tmp_path / "kept" / "synthetic" / name
+        ).read_bytes()
+    for key in ("counts", "total_cells", "h_score", "intensity", "hotspot"):
+        assert read_again[key] == kept[key]
+
+
 def test_blockwise_map_equals_one_pass_over_the_image(
     synthetic_slide: Path, stain_model, tmp_path: Path
 ) -> None:

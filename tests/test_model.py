@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from wsi_ihc.errors import CheckpointError, ConfigError
-from wsi_ihc.infer.detect.predict import TilePredictor
+from wsi_ihc.infer.detect.predict import TilePredictor, batch_bounds
 from wsi_ihc.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from wsi_ihc.model.network import MultiTaskNet, NetworkConfig
 
@@ -185,3 +185,30 @@ def test_tta_turns_each_view_back_so_the_maps_follow_the_image(tta: str) -> None
         )
     with pytest.raises(ValueError, match="tta"):
         TilePredictor(net, card, device="cpu", tta="rotate")
+
+
+def test_a_cpu_runs_the_rest_of_a_batch_in_power_of_two_parts() -> None:
+    """Every tile is run once, in order, and on a CPU no batch shape but powers of two
+    and the batch size (each new shape left freed memory that glibc did not reuse)."""
+    from stain_model import StainSmoothing, stain_card
+
+    assert batch_bounds(23, 8, split_rest=False) == [(0, 8), (8, 16), (16, 23)]
+    assert batch_bounds(23, 8, split_rest=True) == [(0, 8), (8, 16), (16, 20), (20, 22), (22, 23)]
+    assert batch_bounds(0, 8, split_rest=True) == []
+    card = stain_card()
+    model = StainSmoothing(card)
+    shapes: list[int] = []
+    forward = model.forward
+
+    def recording_forward(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        shapes.append(len(images))
+        return forward(images)
+
+    model.forward = recording_forward
+    size = card.tile_px
+    tiles = np.random.default_rng(0).integers(0, 255, (13, size, size, 3), dtype=np.uint8)
+    predictor = TilePredictor(model, card, device="cpu", precision="fp32", batch_size=8)
+    split = predictor.predict_tiles(tiles)
+    assert shapes == [8, 4, 1]
+    one_by_one = [predictor.predict_tiles(tiles[i : i + 1]) for i in range(len(tiles))]
+    np.testing.assert_allclose(split, np.concatenate(one_by_one), atol=1e-3)

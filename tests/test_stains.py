@@ -46,8 +46,12 @@ def discs(values: list[tuple[float, float]], radius_px: int, gap_px: int = 6):
     return image, np.array(centres, float)
 
 
+def never_read(top: int, left: int, height: int, width: int) -> np.ndarray:
+    raise AssertionError("pixels within the budget are kept, not read again")
+
+
 def measure(rgb: np.ndarray, centres: np.ndarray, labels, vectors, radius_px, thresholds):
-    pixels = BlockPixels(rgb.shape[:2], radius_px, vectors, thresholds)
+    pixels = BlockPixels(rgb.shape[:2], radius_px, vectors, thresholds, never_read)
     pixels.keep((0, 0), rgb, 0, 0)
     cells = Cells.from_arrays(centres[:, 0], centres[:, 1], labels)
     [(_, measured)] = pixels.measure([((0, 0), cells)])
@@ -84,10 +88,38 @@ def test_disc_past_the_map_edge_counts_only_pixels_inside() -> None:
     rgb = render(stain, vectors)
     padded = np.full((30, 30, 3), 255, np.uint8)  # glass around the map, as read_at_mpp pads
     padded[10:, 10:] = rgb[:20, :20]
-    pixels = BlockPixels((20, 20), 5.0, vectors, (0.2, 0.4, 0.6))
+    pixels = BlockPixels((20, 20), 5.0, vectors, (0.2, 0.4, 0.6), never_read)
     pixels.keep((0, 0), padded, -10, -10)
     [(_, cell)] = pixels.measure([((0, 0), Cells.from_arrays([0.0], [0.0], [1]))])
     np.testing.assert_allclose(cell.od[0], (0.3, 0.5), rtol=0.05)
+
+
+def test_pixels_past_the_budget_are_read_again_and_measure_the_same() -> None:
+    """A row of blocks wider than the budget: the blocks past it keep only where they
+    were read, and their cells get the same measures from the pixels read again."""
+    vectors = default_vectors()
+    truth = [(0.3, 0.1), (0.6, 0.25), (0.2, 0.45), (0.5, 0.7)]
+    image, centres = discs(truth, radius_px=6)
+    rgb = render(image, vectors)
+    half = rgb.shape[1] // 2
+    reads = []
+
+    def read(top: int, left: int, height: int, width: int) -> np.ndarray:
+        reads.append((top, left, height, width))
+        return rgb[top : top + height, left : left + width].copy()
+
+    pixels = BlockPixels(rgb.shape[:2], 6, vectors, (0.2, 0.4, 0.6), read, keep_bytes=half * 3 * 40)
+    blocks = {(0, 0): (0, 0), (0, half): (0, half)}
+    for origin, (top, left) in blocks.items():
+        pixels.keep(origin, rgb[:, left : left + half], top, left)
+    assert pixels.kept_bytes == rgb[:, :half].nbytes  # the second block is past the budget
+    left_cells = Cells.from_arrays(centres[:2, 0], centres[:2, 1], [1, 1])
+    right_cells = Cells.from_arrays(centres[2:, 0], centres[2:, 1], [1, 1])
+    measured = pixels.measure([((0, 0), left_cells), ((0, half), right_cells)])
+    assert reads == [(0, half, rgb.shape[0], half)]
+    assert pixels.kept_bytes == 0 and not pixels.regions
+    whole = measure(rgb, centres, [1] * 4, vectors, 6, (0.2, 0.4, 0.6))
+    np.testing.assert_array_equal(np.concatenate([m.od for _, m in measured]), whole.od)
 
 
 def test_macenko_estimate_finds_the_slides_vectors() -> None:

@@ -118,9 +118,10 @@ def check_block_size(block_px: int, rule: PeakRule) -> None:
 
 #: Finished blocks kept in memory until they are picked, instead of read back from the store (a Zarr
 #: read is decompression: 14-15 % of the engine's CPU, RESULTS.md: "The engine's CPU per pixel"). A
-#: block waits about one row of blocks for its neighbours below; past this budget (a row of a ~100k
-#: px wide slide), blocks are read back, so memory stays flat.
-KEEP_BYTES = 256 << 20
+#: block waits about one row of blocks for its neighbours below; past this budget (a row of 1536 px
+#: blocks of a ~22k px wide map, 11 mm at 0.5 µm/px), blocks are read back, so memory stays flat
+#: (RESULTS.md: "Memory of the default command").
+KEEP_BYTES = 128 << 20
 
 
 class Neighbourhoods:

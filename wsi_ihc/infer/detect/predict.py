@@ -28,6 +28,26 @@ TTA_VIEWS: dict[str, tuple[tuple[int, bool], ...]] = {
 }
 
 
+def batch_bounds(count: int, batch_size: int, split_rest: bool) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of ``count`` tiles: full batches, then the rest as one
+    batch, or, with ``split_rest``, in power-of-two parts (binary digits of the rest).
+
+    On a CPU each new batch shape leaves activations of a new size on the heap, and the
+    partial batches of blocks at the tissue's edge take every size below the batch: glibc
+    kept those freed sizes apart, and peak RSS grew with the slide (RESULTS.md: "Memory of
+    the default command"). Power-of-two parts bound the shapes to log2(batch) + 1.
+    """
+    full = count - count % batch_size
+    sizes = [batch_size] * (full // batch_size)
+    rest = count - full
+    if split_rest:
+        sizes += [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+    elif rest:
+        sizes.append(rest)
+    stops = np.cumsum(sizes, dtype=int).tolist()
+    return list(zip([0, *stops], stops, strict=False))
+
+
 class TilePredictor:
     """A model and its card, ready to turn RGB pixels at ``card.mpp`` into probabilities.
 
@@ -84,8 +104,9 @@ class TilePredictor:
         """:meth:`predict_tiles` on the model thread."""
         outputs = []
         inner = slice(margin_px, tiles.shape[1] - margin_px)
-        for start in range(0, len(tiles), self.batch_size):
-            chunk = tiles[start : start + self.batch_size]
+        split = self.device.type == "cpu"
+        for start, stop in batch_bounds(len(tiles), self.batch_size, split):
+            chunk = tiles[start:stop]
             batch = torch.from_numpy(np.require(chunk, requirements=["C", "W"]))
             if self.device.type == "cuda":
                 batch = batch.pin_memory()

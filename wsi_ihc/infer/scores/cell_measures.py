@@ -1,10 +1,13 @@
-"""Stain measures of each cell, from the pixels of the block that found it (no re-read).
+"""Stain measures of each cell, from the pixels of the block that found it.
 
 A block's pixels, read at the model's mpp with the tile margin around the tiles run, are
 kept from the moment the block is read until its cells are picked (the picker waits for
-the neighbours: about a row of blocks). Each cell then gets the mean per-channel optical
-density of the pixels within ``radius_px`` of it, deconvolved into haematoxylin and DAB
-OD (:mod:`stains`), and its intensity class (:mod:`intensity`).
+the neighbours: about a row of blocks), up to a budget (:data:`KEEP_BYTES`); past it a
+block's pixels are read again when its cells are measured, so memory stays flat however
+wide the slide's rows are (the same pixels: reads are deterministic). Each cell then gets
+the mean per-channel optical density of the pixels within ``radius_px`` of it,
+deconvolved into haematoxylin and DAB OD (:mod:`stains`), and its intensity class
+(:mod:`intensity`).
 Cells lie only in tiles that were run, so the disc lies within the pixels read as long as
 its radius is at most the tile margin (:func:`check_radius`); pixels past the map's edge
 (glass padding beyond the slide) are left out of the mean.
@@ -13,6 +16,8 @@ its radius is at most the tile margin (:func:`check_radius`); pixels past the ma
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,8 +66,18 @@ def pixel_rows(region: np.ndarray) -> tuple[np.ndarray, int]:
     return view, per_row
 
 
+#: Blocks' pixels kept between their read and their cells' measures: a row of 1536 px
+#: blocks of a ~14k px wide map (7 mm at the model's 0.5 µm/px); wider rows read the rest
+#: again (RESULTS.md: "Memory of the default command").
+KEEP_BYTES = 64 << 20
+
+#: Reads map pixels ``(top, left, height, width)`` at the model's mpp, as the block did.
+ReadPixels = Callable[[int, int, int, int], np.ndarray]
+
+
 class BlockPixels:
-    """Each block's pixels until its cells are measured; thread-safe per block."""
+    """Each block's pixels (or where to read them again) until its cells are measured;
+    thread-safe."""
 
     def __init__(
         self,
@@ -70,25 +85,38 @@ class BlockPixels:
         radius_px: float,
         vectors: StainVectors,
         thresholds: tuple[float, ...],
+        read: ReadPixels,
+        keep_bytes: int = KEEP_BYTES,
     ) -> None:
         self.map_shape = map_shape
         self.offsets = disc_offsets(radius_px)
         #: (disc pixels · 3, 2): the unmixing matrix once per disc pixel.
         self.unmix_disc = np.tile(vectors.unmixing, (len(self.offsets[0]), 1))
         self.thresholds = thresholds
-        self.regions: dict[Origin, tuple[np.ndarray, int, int]] = {}
+        self.read = read
+        #: origin -> (pixels or None when over budget, top, left, (height, width))
+        self.regions: dict[Origin, tuple[np.ndarray | None, int, int, tuple[int, int]]] = {}
+        self.kept_bytes, self.keep_bytes = 0, keep_bytes
+        self.lock = threading.Lock()
 
     def keep(self, origin: Origin, region: np.ndarray, top: int, left: int) -> None:
         """The RGB pixels read for the block at ``origin``; ``region[0, 0]`` is map pixel
         (``top``, ``left``)."""
-        self.regions[origin] = (region, top, left)
+        with self.lock:
+            fits = self.kept_bytes + region.nbytes <= self.keep_bytes
+            self.kept_bytes += region.nbytes if fits else 0
+            self.regions[origin] = (region if fits else None, top, left, region.shape[:2])
 
     def measure(self, picked: list[tuple[Origin, Cells]]) -> list[tuple[Origin, Cells]]:
         """Picked blocks' cells (map px) with their measures; their pixels are released."""
         return [(origin, self._measure(origin, cells)) for origin, cells in picked]
 
     def _measure(self, origin: Origin, cells: Cells) -> Cells:
-        region, top, left = self.regions.pop(origin)
+        with self.lock:
+            region, top, left, shape = self.regions.pop(origin)
+            self.kept_bytes -= 0 if region is None else region.nbytes
+        if region is None:
+            region = self.read(top, left, *shape)
         dy, dx = self.offsets
         rows = cells.y.astype(np.intp)[:, None] + dy[None, :]
         cols = cells.x.astype(np.intp)[:, None] + dx[None, :]

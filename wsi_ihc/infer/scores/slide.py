@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.detect.pipeline import read_mirrored
 from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius
 from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
@@ -68,7 +69,15 @@ class SlideScores:
         self.vectors: StainVectors = resolve_vectors(
             options.stain_vectors, lambda: tissue_sample(slide, tissue, card.mpp)
         )
-        self.pixels = BlockPixels(map_shape, radius_px, self.vectors, self.thresholds)
+        self.pixels = BlockPixels(
+            map_shape,
+            radius_px,
+            self.vectors,
+            self.thresholds,
+            lambda top, left, height, width: read_mirrored(
+                slide, layout, top, left, height, width, card.mpp
+            ),
+        )
 
     def _hotspot_area(self, options: ScoreOptions, tissue_mm2: float) -> tuple[float | None, list]:
         """The hotspot's area; the default one is skipped (warned) on too little tissue."""
