@@ -24,6 +24,7 @@ import recorded_runs
 from reference_data import TRAIN_SETS
 
 from wsi_ihc.evaluate.matching import GROUPS
+from wsi_ihc.infer.nuclei_ruler import ruler_radius_um
 from wsi_ihc.model.checkpoint import export_builtin, read_card
 from wsi_ihc.model.registry import DEFAULT
 
@@ -41,14 +42,14 @@ def ruler(checkpoint: Path, args: argparse.Namespace, work: Path) -> float | Non
     """The card's nucleus radius, measured on the training split where the run's card lacks
     it (runs trained before the pixel-size check)."""
     card = read_card(checkpoint)
-    if card.nucleus_radius_um is not None:
+    if card.nucleus_ruler_um is not None:
         return None
     from wsi_ihc.train.dataset import load_dataset
-    from wsi_ihc.train.stages import nucleus_radius_um
+    from wsi_ihc.train.stages import nucleus_ruler_um
 
     first = args.train_sets.split(",")[0]
     train = TRAIN_SETS[first].link(args.data, work / first)
-    return nucleus_radius_um(load_dataset(train, TRAIN_SETS[first].mpp, card.mpp), card.mpp)
+    return nucleus_ruler_um(load_dataset(train, TRAIN_SETS[first].mpp, card.mpp), card.mpp)
 
 
 def portable(command: str) -> str:
@@ -130,7 +131,7 @@ def model_card(result: dict, card, command: str, others: list[dict], study: Path
             " float16 weights.",
             f"- Pixel size {card.mpp} µm/px (×40); tiles of {card.tile_px} px; slides at other"
             " pixel sizes are resampled, and a pixel size that looks wrong is a warning"
-            f" (nucleus radius ruler {card.nucleus_radius_um:.2f} µm).",
+            f" (nucleus radius ruler {ruler_radius_um(card):.2f} µm).",
             f"- Classes: {', '.join(card.classes)}; peaks: threshold {card.peak_threshold},"
             f" min distance {card.peak_min_distance_um} µm (tuned on the validation split).",
             f"- Recipe: variant {result['variant']}, seed {result['seed']}, {recipe['epochs']}"

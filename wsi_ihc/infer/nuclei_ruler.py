@@ -11,7 +11,19 @@ stained "volume" has been removed is the typical nucleus radius (robust to touch
 nuclei, which thresholding merges, and to stain intensity, which only scales the volumes).
 To stay fast on any magnification it is measured where the nuclei are ~20 px across: a
 coarse pass at 1/4 size first, then at the scale that brings the median radius near 10 px.
-Measured radii follow a resampled image within ~15 % (tests/test_scale.py).
+
+Across labs the raw granulometry is biased by focus: sharp chromatin texture is removed by
+small discs, so BCData's sharp scans measured 2.0 µm and the blurred camera photos 3.0 µm
+(1.5x) at their true sizes. The density is therefore smoothed before the final pass with a
+Gaussian whose σ is a fixed share (:data:`_SMOOTH_SHARE`) of the previous pass's radius,
+twice: every image is brought to the same blur *relative to its nuclei*, which removes the
+texture and keeps the measure scale-covariant (no constant in µm or px). Calibration data
+(BCData 0-17 at 0.25 µm/px, ki67-camera's training images at 0.10, medians over images of
+the 3 x 3 windows' median): 4.52 and 4.59 µm, 1.4 % apart (one pass at 0.4: 3.56 and 4.11;
+one at 0.6: 4.12 and 4.73); single BCData tiles spread 3.9-6.4 µm, so one 640² tile is a
+rough ruler, a slide's windows a good one (studies/pixel_size_ruler.py, studies/STUDIES.md
+"A pixel-size ruler across labs"). Cost: 1.0 s a 1536² window against the unsmoothed 0.45 s
+(one core of two shared with a training run).
 """
 
 from __future__ import annotations
@@ -30,6 +42,14 @@ _RADII = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20, 23, 26
 _TARGET_RADIUS_PX = 10.0
 #: Stained volume below this share of the image's means "no nuclei to measure".
 _MIN_STAINED_OD = 0.02
+#: σ of the smoothing before the final pass, as a share of the first pass's median radius.
+#: With two passes 0.4 brings the two calibration sources within 2 % of each other.
+_SMOOTH_SHARE = 0.4
+#: Smoothing passes, each σ from the previous pass's radius (the first pass is biased by focus).
+_SMOOTH_PASSES = 2
+#: This ruler's typical nucleus radius (µm) where a model card records none of its own:
+#: the geometric mean of the calibration sources' medians (see the module docstring).
+CALIBRATED_RADIUS_UM = 4.55
 #: Beyond this ratio of measured to expected size the pixel size is called doubtful.
 TOLERANCE = 1.25
 
@@ -68,6 +88,16 @@ def _granulometry(density: np.ndarray) -> Radius | None:
     return Radius(median, q1, q3)
 
 
+def _smoothed_granulometry(density: np.ndarray, sigma: float) -> Radius | None:
+    """The granulometry of ``density`` blurred by ``sigma`` px (none below 0.3 px).
+
+    Read at the same scale: shrinking the blurred density to save time (to σ = 2 px) moved
+    the two calibration sources 11 % apart, for 0.57 against 1.0 s a 1536² window."""
+    if sigma < 0.3:
+        return None
+    return _granulometry(cv2.GaussianBlur(density, (0, 0), sigma))
+
+
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -86,9 +116,13 @@ def nucleus_radius_px(image: np.ndarray) -> Radius | None:
     if coarse is None:
         return None
     factor = min(1.0, coarse_factor * _TARGET_RADIUS_PX / max(coarse.median, 1.0))
-    fine = _granulometry(nuclear_density(_shrunk(image, factor)))
-    if fine is None:
+    density = nuclear_density(_shrunk(image, factor))
+    first = _granulometry(density)
+    if first is None:
         return None
+    fine = first
+    for _ in range(_SMOOTH_PASSES):
+        fine = _smoothed_granulometry(density, _SMOOTH_SHARE * fine.median) or fine
     return Radius(fine.median / factor, fine.q1 / factor, fine.q3 / factor)
 
 
@@ -110,9 +144,22 @@ def read_scale(regions: Sequence[np.ndarray]) -> ScaleReading | None:
 
 
 def reference_radius_um(regions: Sequence[np.ndarray], mpp: float) -> float | None:
-    """The typical nucleus radius (µm) of training data read at ``mpp``: the card's ruler."""
+    """The typical nucleus radius (µm) of training data read at ``mpp``: the card's ruler
+    (``ModelCard.nucleus_ruler_um``)."""
     reading = read_scale(regions)
     return None if reading is None else reading.radius_px * mpp
+
+
+def ruler_radius_um(card: object) -> float:
+    """The reference radius (µm) a model's card gives this ruler: its own measure of the
+    training data (``nucleus_ruler_um``), else :data:`CALIBRATED_RADIUS_UM`.
+
+    Cards written before this ruler carry only ``nucleus_radius_um``, measured without the
+    smoothing (about 0.44x this ruler's radius on sharp scans, 0.65x on blurred photos): it
+    is not comparable, so such cards fall back on the calibrated radius.
+    """
+    own = getattr(card, "nucleus_ruler_um", None)
+    return float(own) if own is not None else CALIBRATED_RADIUS_UM
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Reads a few extra regions (at most :data:`REGIONS` of :data:`REGION_PX`², a fraction of
 a percent of a slide's pixels) from the blocks with the most tissue, measures the nuclei
-(:mod:`wsi_ihc.infer.nuclei_ruler`) and compares them with the ruler the model's card records.
+(:mod:`wsi_ihc.infer.nuclei_ruler`) and compares them with the ruler the model's card records
+(or, for cards older than the current ruler, its calibrated radius: every model is checked).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import SlideError
-from wsi_ihc.infer.nuclei_ruler import ScaleCheck, check_scale, read_scale
+from wsi_ihc.infer.nuclei_ruler import ScaleCheck, check_scale, read_scale, ruler_radius_um
 from wsi_ihc.io.slide import Slide, open_slide, recorded_mpp
 
 log = logging.getLogger("wsi_ihc")
@@ -42,21 +43,14 @@ def tissue_regions(slide: Slide, layout, plans: dict, mpp: float) -> list[np.nda
 def check_slide(slide: Slide, layout, plans: dict, card) -> dict:
     """The summary's ``scale_check``; when the pixel size looks wrong, a one-line warning
     naming the slide, also kept as the entry's ``message``."""
-    if card.nucleus_radius_um is None:
-        return _NO_RULER
     regions = tissue_regions(slide, layout, plans, card.mpp) if plans else []
-    return _checked(regions, card.mpp, card.nucleus_radius_um, slide.mpp, str(slide.path))
+    return _checked(regions, card.mpp, ruler_radius_um(card), slide.mpp, str(slide.path))
 
 
 def check_images(images: list[np.ndarray], mpp: float, card, name: str) -> dict:
     """The same check for a folder of plain images at ``mpp`` (evaluate's data)."""
-    if card.nucleus_radius_um is None:
-        return _NO_RULER
     regions = [image[:1024, :1024] for image in images[:REGIONS]]
-    return _checked(regions, mpp, card.nucleus_radius_um, mpp, name)
-
-
-_NO_RULER = {"skipped": "the model's card records no nucleus size (trained before the check)"}
+    return _checked(regions, mpp, ruler_radius_um(card), mpp, name)
 
 
 def _checked(

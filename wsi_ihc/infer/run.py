@@ -37,6 +37,7 @@ from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.infer.detect.map_pyramid import MapPyramid, create_map_store
 from wsi_ihc.infer.detect.pipeline import MapLayout, predict_slide
 from wsi_ihc.infer.detect.predict import TilePredictor
+from wsi_ihc.infer.nuclei_ruler import ruler_radius_um
 from wsi_ihc.infer.pictures.overlay import OverlayCanvas
 from wsi_ihc.infer.pictures.slide_pictures import write_pictures
 from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
@@ -230,7 +231,7 @@ def infer_slide(
 def _pixel_size(path: Path, settings: InferSettings, card) -> tuple[float | None, dict]:
     """The mpp to open the slide with (None: the file's) and where it came from."""
     if settings.mpp == AUTO:
-        return estimate_mpp(path, settings.reader, card.nucleus_radius_um)
+        return estimate_mpp(path, settings.reader, ruler_radius_um(card))
     return settings.mpp, {"source": "file" if settings.mpp is None else "--mpp"}
 
 

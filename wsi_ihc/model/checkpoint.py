@@ -47,9 +47,12 @@ class ModelCard:
     peak_threshold: float = 0.5
     peak_min_distance_um: float = 3.0
     cell_radius_um: float = 2.0
-    #: Typical nucleus radius of the training data (wsi_ihc.infer.nuclei_ruler), the
-    #: pixel-size check's ruler; None for models trained before it was recorded.
+    #: Typical nucleus radius of the training data by the first nuclei ruler (unsmoothed
+    #: granulometry); kept so older cards load, no longer read (it measured focus as size).
     nucleus_radius_um: float | None = None
+    #: The same by the current ruler (wsi_ihc.infer.nuclei_ruler, smoothed granulometry),
+    #: the pixel-size check's reference; None (older cards): the ruler's calibrated radius.
+    nucleus_ruler_um: float | None = None
     intensity_thresholds: tuple[float, float, float] = (0.2, 0.4, 0.6)  # DAB OD: 1+, 2+, 3+
     training: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
@@ -195,7 +198,7 @@ def _card_from(path: Path, metadata: dict[str, str] | None) -> ModelCard:
         raise CheckpointError(f"{path}: checkpoint card is malformed ({exc})") from exc
 
 
-def export_builtin(checkpoint: Path, out: Path, nucleus_radius_um: float | None = None) -> str:
+def export_builtin(checkpoint: Path, out: Path, nucleus_ruler_um: float | None = None) -> str:
     """Write a checkpoint's encoder + main decoder as float16 to ``out``; its sha256.
 
     The card (training record, tuned peaks) is kept, with the nucleus ruler filled in where
@@ -203,7 +206,7 @@ def export_builtin(checkpoint: Path, out: Path, nucleus_radius_um: float | None 
     loaded.
     """
     model, card = load_checkpoint(checkpoint, decoders=("main",))
-    if nucleus_radius_um is not None:
-        card = replace(card, nucleus_radius_um=nucleus_radius_um)
+    if nucleus_ruler_um is not None:
+        card = replace(card, nucleus_ruler_um=nucleus_ruler_um)
     save_checkpoint(out, model.half(), card)
     return sha256_of(out)

@@ -95,7 +95,7 @@ def make_card(config: TrainConfig, decoders: tuple[str, ...]) -> ModelCard:
     )
 
 
-def nucleus_radius_um(
+def nucleus_ruler_um(
     images: Sequence[TrainingImage], mpp: float, max_regions: int = 24
 ) -> float | None:
     """The training data's typical nucleus radius (µm), the card's ruler for the pixel-size
@@ -189,8 +189,8 @@ def main_stage(
 ) -> MainResult:
     """Train the variant's network, keep the best epoch, tune its peak parameters."""
     decoders = config.decoders
-    ruler = nucleus_radius_um(train, config.model_mpp)
-    card = replace(make_card(config, decoders), nucleus_radius_um=ruler)
+    ruler = nucleus_ruler_um(train, config.model_mpp)
+    card = replace(make_card(config, decoders), nucleus_ruler_um=ruler)
     torch.manual_seed(config.seed)
     model = build_model(config, decoders)
     spec = batch_spec(config, card, decoders)
