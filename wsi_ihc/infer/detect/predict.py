@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from itertools import accumulate
 
 import numpy as np
 import torch
@@ -37,14 +38,10 @@ def batch_bounds(count: int, batch_size: int, split_rest: bool) -> list[tuple[in
     kept those freed sizes apart, and peak RSS grew with the slide (RESULTS.md: "Memory of
     the default command"). Power-of-two parts bound the shapes to log2(batch) + 1.
     """
-    full = count - count % batch_size
-    sizes = [batch_size] * (full // batch_size)
-    rest = count - full
-    if split_rest:
-        sizes += [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
-    elif rest:
-        sizes.append(rest)
-    stops = np.cumsum(sizes, dtype=int).tolist()
+    full, rest = divmod(count, batch_size)
+    parts = [1 << bit for bit in range(rest.bit_length())[::-1] if rest >> bit & 1]
+    sizes = [batch_size] * full + (parts if split_rest else [rest] * bool(rest))
+    stops = list(accumulate(sizes))
     return list(zip([0, *stops], stops, strict=False))
 
 
