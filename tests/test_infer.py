@@ -273,7 +273,7 @@ def test_auto_stain_vectors_are_estimated_from_the_slides_tissue(
     synthetic_slide: Path, stain_model, tmp_path: Path
 ) -> None:
     """The synthetic slide is rendered with the standard H-DAB vectors: ``auto`` finds them."""
-    from wsi_ihc.infer.scores.stains import default_vectors
+    from wsi_ihc.stains import default_vectors
 
     settings = InferSettings(
         model_path=Path("x"), quiet=True, scores=ScoreOptions(stain_vectors="auto")

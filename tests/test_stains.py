@@ -10,14 +10,14 @@ import pytest
 
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius, pixel_rows
-from wsi_ihc.infer.scores.stains import (
+from wsi_ihc.io.points import Cells
+from wsi_ihc.stains import (
     OD_LUT,
     StainVectors,
     default_vectors,
     estimate_vectors,
     read_vectors,
 )
-from wsi_ihc.io.points import Cells
 
 #: Vectors unlike the defaults (as another scanner or DAB batch might give).
 HAEMATOXYLIN = (0.55, 0.75, 0.37)

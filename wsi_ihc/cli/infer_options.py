@@ -115,7 +115,7 @@ def _stain_vectors(ctx: click.Context, param: click.Parameter, value: str) -> st
     and made absolute (batch workers may run elsewhere)."""
     if value in ("default", "auto"):
         return value
-    from wsi_ihc.infer.scores.stains import read_vectors
+    from wsi_ihc.stains import read_vectors
 
     path = Path(value).resolve()
     read_vectors(path)

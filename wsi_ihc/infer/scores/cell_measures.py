@@ -24,8 +24,8 @@ import numpy as np
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.detect.geometry import Origin
 from wsi_ihc.infer.scores.intensity import intensity_classes
-from wsi_ihc.infer.scores.stains import OD_LUT, StainVectors
 from wsi_ihc.io.points import Cells
+from wsi_ihc.stains import OD_LUT, StainVectors
 
 
 def check_radius(radius_um: float, mpp: float, margin_px: int) -> float:

@@ -22,10 +22,10 @@ from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
 from wsi_ihc.infer.scores.intensity import intensity_summary
 from wsi_ihc.infer.scores.options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
-from wsi_ihc.infer.scores.stains import StainVectors, resolve_vectors
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import HOTSPOT_RGB, Cells
 from wsi_ihc.io.tissue import TissueMask
+from wsi_ihc.stains import StainVectors, resolve_vectors
 
 #: ``auto`` stain vectors are estimated from up to this many tissue squares of SAMPLE_PX.
 SAMPLE_SQUARES = 16
