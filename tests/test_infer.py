@@ -85,10 +85,10 @@ def test_nothing_kept_in_memory_gives_the_same_files(
     reads: list = []
     measure = BlockPixels._measure
 
-    def counting_measure(self, origin, cells):
-        if self.regions[origin][0] is None:
-            reads.append(origin)
-        return measure(self, origin, cells)
+    def counting_measure(self, cells, others, region, *where):
+        if region is None:
+            reads.append(where)
+        return measure(self, cells, others, region, *where)
 
     monkeypatch.setattr(BlockPixels, "_measure", counting_measure)
     read_again = infer_slide(synthetic_slide, tmp_path / "again", settings, model=stain_model)

@@ -74,7 +74,7 @@ def test_blocks_are_kept_in_memory_within_the_budget(keep_bytes: int, reads: int
         keep_bytes=keep_bytes,
     )
     picked = []
-    for origin in sorted(hoods.run):
+    for origin in sorted(hoods.countdown.run):
         row0, col0 = origin
         picked += hoods.finished(origin, maps[:, row0 : row0 + 40, col0 : col0 + 40])
     assert len(picked) == 42 and not hoods.kept and hoods.kept_bytes == 0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from wsi_ihc.errors import ConfigError
-from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius, pixel_rows
+from wsi_ihc.infer.scores.cell_measures import BlockPixels, CellCall, check_radius, pixel_rows
+from wsi_ihc.infer.scores.compartments import CompartmentShape
 from wsi_ihc.io.points import Cells
 from wsi_ihc.stains import (
     OD_LUT,
@@ -50,8 +51,17 @@ def never_read(top: int, left: int, height: int, width: int) -> np.ndarray:
     raise AssertionError("pixels within the budget are kept, not read again")
 
 
+def block_pixels(map_shape, radius_px, vectors, thresholds, read=never_read, **kwargs):
+    """One block (or those given) whose discs and compartments reach ``radius_px``."""
+    blocks = kwargs.pop("blocks", [(0, 0)])
+    block_px = kwargs.pop("block_px", max(map_shape))
+    shape = CompartmentShape(radius_px, radius_px / 2, radius_px, 1.0)
+    call = CellCall("model", thresholds[0], thresholds)
+    return BlockPixels(map_shape, blocks, block_px, shape, vectors, call, read, **kwargs)
+
+
 def measure(rgb: np.ndarray, centres: np.ndarray, labels, vectors, radius_px, thresholds):
-    pixels = BlockPixels(rgb.shape[:2], radius_px, vectors, thresholds, never_read)
+    pixels = block_pixels(rgb.shape[:2], radius_px, vectors, thresholds)
     pixels.keep((0, 0), rgb, 0, 0)
     cells = Cells.from_arrays(centres[:, 0], centres[:, 1], labels)
     [(_, measured)] = pixels.measure([((0, 0), cells)])
@@ -88,7 +98,7 @@ def test_disc_past_the_map_edge_counts_only_pixels_inside() -> None:
     rgb = render(stain, vectors)
     padded = np.full((30, 30, 3), 255, np.uint8)  # glass around the map, as read_at_mpp pads
     padded[10:, 10:] = rgb[:20, :20]
-    pixels = BlockPixels((20, 20), 5.0, vectors, (0.2, 0.4, 0.6), never_read)
+    pixels = block_pixels((20, 20), 5.0, vectors, (0.2, 0.4, 0.6))
     pixels.keep((0, 0), padded, -10, -10)
     [(_, cell)] = pixels.measure([((0, 0), Cells.from_arrays([0.0], [0.0], [1]))])
     np.testing.assert_allclose(cell.od[0], (0.3, 0.5), rtol=0.05)
@@ -108,8 +118,17 @@ def test_pixels_past_the_budget_are_read_again_and_measure_the_same() -> None:
         reads.append((top, left, height, width))
         return rgb[top : top + height, left : left + width].copy()
 
-    pixels = BlockPixels(rgb.shape[:2], 6, vectors, (0.2, 0.4, 0.6), read, keep_bytes=half * 3 * 40)
     blocks = {(0, 0): (0, 0), (0, half): (0, half)}
+    pixels = block_pixels(
+        rgb.shape[:2],
+        6,
+        vectors,
+        (0.2, 0.4, 0.6),
+        read,
+        blocks=list(blocks),
+        block_px=half,
+        keep_bytes=half * 3 * 40,
+    )
     for origin, (top, left) in blocks.items():
         pixels.keep(origin, rgb[:, left : left + half], top, left)
     assert pixels.kept_bytes == rgb[:, :half].nbytes  # the second block is past the budget
@@ -119,7 +138,10 @@ def test_pixels_past_the_budget_are_read_again_and_measure_the_same() -> None:
     assert reads == [(0, half, rgb.shape[0], half)]
     assert pixels.kept_bytes == 0 and not pixels.regions
     whole = measure(rgb, centres, [1] * 4, vectors, 6, (0.2, 0.4, 0.6))
-    np.testing.assert_array_equal(np.concatenate([m.od for _, m in measured]), whole.od)
+    by_origin = dict(measured)
+    np.testing.assert_array_equal(
+        np.concatenate([by_origin[(0, 0)].od, by_origin[(0, half)].od]), whole.od
+    )
 
 
 def test_macenko_estimate_finds_the_slides_vectors() -> None:
@@ -177,3 +199,86 @@ def test_pixel_rows_reads_windows_of_larger_arrays_without_a_copy() -> None:
         rows, cols = rng.integers(0, region.shape[0], 200), rng.integers(0, region.shape[1], 200)
         np.testing.assert_array_equal(view[rows * per_row + cols], region[rows, cols, :3])
     assert np.shares_memory(pixel_rows(rgb[3:20, 4:30])[0], rgb)
+
+
+def epithelium(pattern: str, spacing: int = 16, rows: int = 6, cols: int = 6):
+    """Touching cells on a staggered grid: blue nuclei of radius 4 px, DAB filling each
+    cell's Voronoi region (``cytoplasm``) or only along the midlines (``membrane``)."""
+    centres = np.array(
+        [
+            (spacing * (c + 1) + (spacing // 2) * (r % 2), spacing * (r + 1))
+            for r in range(rows)
+            for c in range(cols)
+        ],
+        float,
+    )  # (x, y)
+    height, width = spacing * (rows + 1), spacing * (cols + 2)
+    yy, xx = np.mgrid[0:height, 0:width]
+    d = np.hypot(xx[..., None] - centres[:, 0], yy[..., None] - centres[:, 1])
+    nearest = np.sort(d, axis=-1)
+    amounts = np.zeros((height, width, 2))
+    amounts[..., 0] = 0.05
+    near_cells = nearest[..., 0] <= spacing
+    if pattern == "cytoplasm":
+        amounts[..., 1] = np.where(near_cells, 0.5, 0.0)
+    else:  # pixels within 1 px of the midline between the two nearest cells
+        amounts[..., 1] = np.where(near_cells & (nearest[..., 1] - nearest[..., 0] <= 2), 0.6, 0.0)
+    nucleus = nearest[..., 0] <= 4
+    amounts[nucleus] = (0.5, 0.0)
+    return amounts, centres
+
+
+@pytest.mark.parametrize("pattern", ["cytoplasm", "membrane"])
+def test_compartments_of_touching_cells_find_the_brown_where_it_is(pattern: str) -> None:
+    """Blue nuclei in brown cells: the nucleus is DAB-free, the cytoplasm (or the
+    membrane, for a membranous stain) carries it, and ``--positive-by`` calls by it while
+    ``model`` keeps the model's class."""
+    vectors = default_vectors()
+    amounts, centres = epithelium(pattern)
+    rgb = render(amounts, vectors)
+    shape = CompartmentShape(measure_px=2.0, nucleus_px=4.0, cell_px=12.0, membrane_px=2.0)
+    measured = {}
+    for positive_by in ("model", pattern):
+        call = CellCall(positive_by, 0.15, (0.2, 0.4, 0.6))
+        pixels = BlockPixels(rgb.shape[:2], [(0, 0)], 1000, shape, vectors, call, never_read)
+        pixels.keep((0, 0), rgb, 0, 0)
+        cells = Cells.from_arrays(centres[:, 0], centres[:, 1], [0] * len(centres))
+        [(_, measured[positive_by])] = pixels.measure([((0, 0), cells)])
+    parts = measured["model"].compartments[:, :, 1]  # DAB OD mean per compartment
+    nucleus, cytoplasm, membrane, cell = parts.T
+    assert nucleus.max() < 0.05
+    if pattern == "cytoplasm":
+        assert cytoplasm.min() > 0.25 and cell.min() > 0.2
+    else:
+        assert membrane.min() > 0.15 and (membrane > 1.5 * cytoplasm).all(), membrane
+    assert measured["model"].label.tolist() == [0] * len(centres)
+    assert measured[pattern].label.tolist() == [1] * len(centres)
+    np.testing.assert_allclose(
+        measured[pattern].od[:, 1], parts[:, 1 if pattern == "cytoplasm" else 2]
+    )
+    bands = np.searchsorted((0.2, 0.4, 0.6), measured[pattern].od[:, 1], side="right")
+    assert measured[pattern].intensity.tolist() == bands.tolist() and bands.max() >= 1
+
+
+def test_a_cells_compartments_stop_halfway_to_its_neighbour() -> None:
+    """Two cells 10 px apart, the left one's side brown: with its neighbour there, the
+    right cell's cytoplasm holds no brown; alone, its 12 px circle would reach it."""
+    vectors = default_vectors()
+    amounts = np.zeros((40, 60, 2))
+    amounts[..., 0] = 0.05
+    amounts[:, :25, 1] = 0.8  # up to the midline (x = 25) between x = 20 and x = 30
+    rgb = render(amounts, vectors)
+    shape = CompartmentShape(measure_px=2.0, nucleus_px=3.0, cell_px=12.0, membrane_px=1.0)
+    call = CellCall("cytoplasm", 0.2, (0.2, 0.4, 0.6))
+
+    def cytoplasm_dab(xs: list[float]) -> np.ndarray:
+        pixels = BlockPixels(rgb.shape[:2], [(0, 0)], 1000, shape, vectors, call, never_read)
+        pixels.keep((0, 0), rgb, 0, 0)
+        cells = Cells.from_arrays(xs, [20.0] * len(xs), [0] * len(xs))
+        [(_, measured)] = pixels.measure([((0, 0), cells)])
+        return measured.compartments[:, 1, 1]
+
+    left, right = cytoplasm_dab([20.0, 30.0])
+    assert left > 0.6 and right < 0.05
+    [alone] = cytoplasm_dab([30.0])
+    assert alone > 0.1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from pathlib import Path
 
 import click
 
@@ -17,7 +15,8 @@ from wsi_ihc.cli.options import (
     threshold_option,
     tta_option,
 )
-from wsi_ihc.infer.scores.options import HOTSPOT_MIN_CELLS, ScoreOptions, parse_thresholds
+from wsi_ihc.cli.score_options import SCORE_FIELDS, score_options
+from wsi_ihc.infer.scores.options import ScoreOptions
 
 #: InferSettings fields set by :func:`inference_options`, in the order they are shown.
 _INFERENCE_FIELDS = (
@@ -46,7 +45,7 @@ def inference_options(func: F) -> F:
     def collect(**kwargs: object) -> object:
         values = {name: kwargs.pop(name) for name in _INFERENCE_FIELDS}
         values["tissue_mask"] = not values.pop("no_tissue_mask")
-        values["scores"] = ScoreOptions(**{name: kwargs.pop(name) for name in _SCORE_FIELDS})
+        values["scores"] = ScoreOptions(**{name: kwargs.pop(name) for name in SCORE_FIELDS})
         return func(inference=values, **kwargs)
 
     decorators = [
@@ -90,83 +89,6 @@ def inference_options(func: F) -> F:
             "~1.1-1.2x faster per tile on a CPU; worth it for large slides.",
         ),
     ]
-    for decorator in reversed(decorators + _score_options()):
+    for decorator in reversed(decorators + score_options()):
         collect = decorator(collect)
     return collect  # type: ignore[return-value]
-
-
-#: ScoreOptions fields set by :func:`inference_options`.
-_SCORE_FIELDS = (
-    "stain_vectors",
-    "measure_radius_um",
-    "intensity_thresholds",
-    "hotspot_area_mm2",
-    "hotspot_min_cells",
-    "heatmap_um",
-)
-
-
-def _thresholds(ctx: click.Context, param: click.Parameter, text: str | None):
-    return None if text is None else parse_thresholds(text)
-
-
-def _stain_vectors(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """``default``, ``auto``, or a vectors file checked now (one error before any slide)
-    and made absolute (batch workers may run elsewhere)."""
-    if value in ("default", "auto"):
-        return value
-    from wsi_ihc.stains import read_vectors
-
-    path = Path(value).resolve()
-    read_vectors(path)
-    return str(path)
-
-
-def _score_options() -> list[Callable]:
-    """The options of the scores (the README's "Scores" section); checked by ScoreOptions."""
-    return [
-        click.option(
-            "--stain-vectors",
-            default="default",
-            show_default=True,
-            callback=_stain_vectors,
-            help="Haematoxylin and DAB stain vectors: 'default' (standard H-DAB), 'auto' "
-            "(estimated from the slide, Macenko) or a JSON file "
-            '{"haematoxylin": [r, g, b], "dab": [r, g, b]}.',
-        ),
-        click.option(
-            "--measure-radius-um",
-            type=float,
-            default=None,
-            help="Stain OD is the mean in a disc of this radius around each cell "
-            "[default: the model's cell radius].",
-        ),
-        click.option(
-            "--intensity-thresholds",
-            default=None,
-            callback=_thresholds,
-            help="DAB OD of 1+, 2+, 3+, e.g. 0.2,0.4,0.6 [default: the model's, QuPath's "
-            "0.2,0.4,0.6 unless tuned].",
-        ),
-        click.option(
-            "--hotspot-area-mm2",
-            type=float,
-            default=None,
-            help="Area of the hotspot circle [default: 0.24, one 40x high-power field; "
-            "skipped, with a warning, on less tissue].",
-        ),
-        click.option(
-            "--hotspot-min-cells",
-            type=int,
-            default=HOTSPOT_MIN_CELLS,
-            show_default=True,
-            help="Cells the hotspot must hold (the Ki67 working group counts 500).",
-        ),
-        click.option(
-            "--heatmap-um",
-            type=float,
-            default=100.0,
-            show_default=True,
-            help="Square size of the heat-maps (heatmaps.zarr, heatmap.png).",
-        ),
-    ]

@@ -168,7 +168,7 @@ def infer_slide(
                 _zarr_attributes(card, layout, model),
             )
             margin_px = predictor.geometry.margin_px
-            scores = SlideScores(settings.scores, card, slide, layout, tissue, margin_px)
+            scores = SlideScores(settings.scores, card, slide, layout, tissue, margin_px, blocks)
             map_shape = (layout.height_px, layout.width_px)
             canvas = OverlayCanvas.for_slide(slide, map_shape, card.mpp, margin_px)
             pyramid = MapPyramid(levels, layout.block_px, blocks)

@@ -46,8 +46,10 @@ class Cells:
     """Points with a class and a score; arrays of equal length.
 
     Cells measured by ``infer`` also carry ``od``, (N, 2) float32 mean haematoxylin and
-    DAB optical density around each point, and ``intensity``, (N,) int8 classes 0-3
-    (:mod:`wsi_ihc.infer.scores.intensity`); both None otherwise.
+    DAB optical density of what the class was called by, ``intensity``, (N,) int8 classes
+    0-3 (:mod:`wsi_ihc.infer.scores.intensity`), and ``compartments``, (N, 4, 3) float32:
+    per compartment (:data:`COMPARTMENT_NAMES`) the haematoxylin OD mean, DAB OD mean and
+    DAB OD max (:mod:`wsi_ihc.infer.scores.compartments`); all three None otherwise.
     """
 
     x: np.ndarray
@@ -56,14 +58,19 @@ class Cells:
     score: np.ndarray
     od: np.ndarray | None = None
     intensity: np.ndarray | None = None
+    compartments: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
         if not (len(self.y) == len(self.label) == len(self.score) == n):
             raise ValueError("Cells arrays must have equal lengths")
-        if (self.od is None) != (self.intensity is None):
-            raise ValueError("Cells carry both od and intensity, or neither")
-        if self.od is not None and not (self.od.shape == (n, 2) and len(self.intensity) == n):
+        if len({self.od is None, self.intensity is None, self.compartments is None}) > 1:
+            raise ValueError("Cells carry od, intensity and compartments, or none of them")
+        if self.od is not None and not (
+            self.od.shape == (n, 2)
+            and len(self.intensity) == n
+            and self.compartments.shape == (n, len(COMPARTMENT_NAMES), 3)
+        ):
             raise ValueError("Cells measurements must have one row per cell")
 
     def __len__(self) -> int:
@@ -107,9 +114,9 @@ class Cells:
         x, y = (self.x + 0.5) * factor - 0.5, (self.y + 0.5) * factor - 0.5
         return Cells(x, y, *self._arrays()[2:])
 
-    def measured(self, od: np.ndarray, intensity: np.ndarray) -> Cells:
+    def measured(self, od: np.ndarray, intensity: np.ndarray, compartments: np.ndarray) -> Cells:
         """These cells with their stain measurements."""
-        return Cells(self.x, self.y, self.label, self.score, od, intensity)
+        return Cells(self.x, self.y, self.label, self.score, od, intensity, compartments)
 
     def _arrays(self) -> tuple:
         return tuple(getattr(self, f) for f in (*_REQUIRED, *_MEASURES))
@@ -123,7 +130,7 @@ class Cells:
 
 
 _REQUIRED = ("x", "y", "label", "score")
-_MEASURES = ("od", "intensity")
+_MEASURES = ("od", "intensity", "compartments")
 
 
 def parse_class_map(text: str | None) -> dict[str, int]:
@@ -240,9 +247,24 @@ def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list
     return xs, ys, names, None
 
 
+#: A measured cell's compartments and their statistics, as QuPath names them.
+COMPARTMENT_NAMES = ("Nucleus", "Cytoplasm", "Membrane", "Cell")
+COMPARTMENT_STATISTICS = ("Hematoxylin OD mean", "DAB OD mean", "DAB OD max")
+#: ``Nucleus: DAB OD mean`` and the like, in the order of ``Cells.compartments`` flattened.
+COMPARTMENT_MEASUREMENTS = tuple(
+    f"{part}: {statistic}" for part in COMPARTMENT_NAMES for statistic in COMPARTMENT_STATISTICS
+)
+#: The same as CSV columns: ``nucleus_dab_od_mean`` and the like.
+COMPARTMENT_COLUMNS = tuple(
+    name.lower().replace(": ", "_").replace(" ", "_") for name in COMPARTMENT_MEASUREMENTS
+)
+
 CSV_HEADER = "x,y,class,score\r\n"
-#: The header of measured cells: mean stain OD around the point and the intensity class.
-CSV_MEASURED_HEADER = "x,y,class,score,haematoxylin_od,dab_od,intensity\r\n"
+#: The header of measured cells: the H and DAB OD the class was called by, the intensity
+#: class, and the compartments' statistics.
+CSV_MEASURED_HEADER = (
+    ",".join(["x,y,class,score,haematoxylin_od,dab_od,intensity", *COMPARTMENT_COLUMNS]) + "\r\n"
+)
 #: Intensity classes 0-3 as written (QuPath's names).
 INTENSITY_NAMES = ("0", "1+", "2+", "3+")
 #: QuPath measurement names of measured cells (shown in its measurement table).
@@ -263,8 +285,10 @@ def csv_rows(cells: Cells) -> str:
     columns = _columns(cells, CLASS_NAMES)
     if cells.od is None:
         return "".join(map("{:.2f},{:.2f},{},{:.4f}\r\n".format, *columns))
-    row = "{:.2f},{:.2f},{},{:.4f},{:.4f},{:.4f},{}\r\n"
-    return "".join(map(row.format, *columns, *_measure_columns(cells, INTENSITY_NAMES)))
+    row = "{:.2f},{:.2f},{},{:.4f},{:.4f},{:.4f},{}" + ",{:.4f}" * len(COMPARTMENT_COLUMNS)
+    compartments = cells.compartments.reshape(len(cells), -1).T.tolist()
+    measures = _measure_columns(cells, INTENSITY_NAMES)
+    return "".join(map((row + "\r\n").format, *columns, *measures, *compartments))
 
 
 def geojson_text(cells: Cells) -> str:
@@ -289,12 +313,36 @@ def geojson_text(cells: Cells) -> str:
     return ", ".join(
         [
             f"{head}{x:.2f}, {y:.2f}{middle}{name}{tail}{score:.4f}, {h_name}: {h:.4f}, "
-            f"{dab_name}: {dab:.4f}, {class_name}: {k}}}}}}}"
-            for x, y, name, score, h, dab, k in zip(
-                *columns, *_measure_columns(cells, range(4)), strict=True
+            f"{dab_name}: {dab:.4f}, {class_name}: {k}, {parts}}}}}}}"
+            for x, y, name, score, h, dab, k, parts in zip(
+                *columns,
+                *_measure_columns(cells, range(4)),
+                _compartment_texts(cells.compartments),
+                strict=True,
             )
         ]
     )
+
+
+#: ``"Nucleus: Hematoxylin OD mean": {:.4f}, ...``: a cell's compartments as JSON members.
+_COMPARTMENT_MEMBERS = ", ".join(
+    f"{json.dumps(name)}: {{:.4f}}" for name in COMPARTMENT_MEASUREMENTS
+)
+
+
+def _compartment_texts(compartments: np.ndarray) -> list[str]:
+    """Each cell's compartment measurements as JSON members; an empty compartment's
+    (NaN: a cytoplasm squeezed out by close neighbours) are left out, as JSON has no
+    NaN and QuPath shows a missing measurement as NaN."""
+    flat = compartments.reshape(len(compartments), -1)
+    texts = [_COMPARTMENT_MEMBERS.format(*row) for row in flat.tolist()]
+    for i in np.flatnonzero(np.isnan(flat).any(axis=1)):
+        texts[i] = ", ".join(
+            f"{json.dumps(name)}: {value:.4f}"
+            for name, value in zip(COMPARTMENT_MEASUREMENTS, flat[i].tolist(), strict=True)
+            if value == value
+        )
+    return texts
 
 
 def write_csv(path: Path, cells: Cells) -> None:

@@ -54,6 +54,8 @@ class ModelCard:
     #: the pixel-size check's reference; None (older cards): the ruler's calibrated radius.
     nucleus_ruler_um: float | None = None
     intensity_thresholds: tuple[float, float, float] = (0.2, 0.4, 0.6)  # DAB OD: 1+, 2+, 3+
+    #: What ``infer --positive-by`` defaults to: the model's class, or a compartment's DAB.
+    positive_by: str = "model"
     training: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.infer.detect.countdown import BlockCountdown
 from wsi_ihc.infer.detect.geometry import Origin, peak_halo_px
 from wsi_ihc.infer.detect.peaks import cells_from_labels, peak_labels, peak_levels, threshold_level
 from wsi_ihc.io.points import Cells
-
-NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
 
 
 @dataclass(frozen=True)
@@ -145,19 +144,11 @@ class Neighbourhoods:
         self.block_px = block_px
         self.stored = stored
         self.rule = rule
-        self.run = set(blocks)
-        self.waiting = {origin: len(self._around(origin)) + 1 for origin in self.run}
-        self.uses = dict(self.waiting)
+        self.countdown = BlockCountdown(blocks, block_px)
         self.edges: dict[Origin, BlockEdges] = {}
         self.kept: dict[Origin, np.ndarray] = {}
         self.kept_bytes, self.keep_bytes = 0, keep_bytes
         self.lock = threading.Lock()
-
-    def _around(self, origin: Origin) -> dict[tuple[int, int], Origin]:
-        row0, col0 = origin
-        step = self.block_px
-        around = {(dr, dc): (row0 + dr * step, col0 + dc * step) for dr, dc in NEIGHBOURS}
-        return {offset: other for offset, other in around.items() if other in self.run}
 
     def finished(self, origin: Origin, block: np.ndarray) -> list[tuple[Origin, Cells]]:
         """Record ``block`` (just computed at ``origin``); the blocks this makes ready, picked."""
@@ -168,12 +159,10 @@ class Neighbourhoods:
                 self.kept[origin] = block
                 self.kept_bytes += block.nbytes
             ready = []
-            for other in [origin, *self._around(origin).values()]:
-                self.waiting[other] -= 1
-                if not self.waiting[other]:
-                    kept = self.kept.pop(other, None)
-                    self.kept_bytes -= 0 if kept is None else kept.nbytes
-                    ready.append((other, self._take(other), kept))
+            for other in self.countdown.done(origin):
+                kept = self.kept.pop(other, None)
+                self.kept_bytes -= 0 if kept is None else kept.nbytes
+                ready.append((other, self._take(other), kept))
         map_shape = tuple(self.stored.shape[1:])
         return [
             (
@@ -192,12 +181,11 @@ class Neighbourhoods:
 
     def _take(self, origin: Origin) -> dict[tuple[int, int], BlockEdges]:
         """The edges around ``origin``, releasing those no other block needs any more."""
-        around = self._around(origin)
-        taken = {offset: self.edges[other] for offset, other in around.items()}
-        for other in [origin, *around.values()]:
-            self.uses[other] -= 1
-            if not self.uses[other]:
-                del self.edges[other]
+        taken = {
+            offset: self.edges[other] for offset, other in self.countdown.around(origin).items()
+        }
+        for other in self.countdown.used(origin):
+            del self.edges[other]
         return taken
 
 

@@ -7,11 +7,22 @@ import math
 from dataclasses import dataclass
 
 from wsi_ihc.errors import ConfigError
+from wsi_ihc.io.points import COMPARTMENT_NAMES
 
 #: The hotspot's defaults: one 40x high-power field, and the cells the Ki67 working
 #: group's hot-spot method counts (the references are in :mod:`hotspot`).
 HOTSPOT_AREA_MM2 = 0.24
 HOTSPOT_MIN_CELLS = 500
+#: ``--positive-by``: the model's own call, or the mean DAB of a compartment.
+POSITIVE_BY = ("model", *(name.lower() for name in COMPARTMENT_NAMES))
+#: A cell's compartments (:mod:`compartments`): the nucleus disc, QuPath's default cell
+#: expansion beyond it, and the membrane band inside the cell's outline. The nucleus is
+#: the core of a tumour nucleus (6-8 µm across and more), so the cytoplasm ring does not
+#: start inside most nuclei, and nucleus + expansion fits the 8 µm the built-in model
+#: reads around its tiles.
+NUCLEUS_RADIUS_UM = 3.0
+CELL_EXPANSION_UM = 5.0
+MEMBRANE_UM = 1.0
 
 
 def check_thresholds(values, option: str = "--intensity-thresholds") -> tuple[float, ...]:
@@ -47,14 +58,36 @@ class ScoreOptions:
     hotspot_area_mm2: float | None = None
     hotspot_min_cells: int = HOTSPOT_MIN_CELLS
     heatmap_um: float = 100.0
+    positive_by: str | None = None  # None: the model card's (``model`` unless it says)
+    positive_threshold: float | None = None  # None: the first intensity threshold (1+)
+    nucleus_radius_um: float = NUCLEUS_RADIUS_UM
+    cell_expansion_um: float | None = None  # None: CELL_EXPANSION_UM, less if it cannot fit
 
     def __post_init__(self) -> None:
-        """Errors that need no slide, at once (``--measure-radius-um`` needs the model)."""
+        """Errors that need no slide, at once (the sizes' upper bounds need the model)."""
         if self.intensity_thresholds is not None:
             check_thresholds(self.intensity_thresholds)
-        if self.measure_radius_um is not None and not self.measure_radius_um > 0:
+        for option, size in (
+            ("--measure-radius-um", self.measure_radius_um),
+            ("--nucleus-radius-um", self.nucleus_radius_um),
+        ):
+            if size is not None and not (math.isfinite(size) and size > 0):
+                raise ConfigError(f"{option} must be a positive size in µm, got {size:g}")
+        if self.cell_expansion_um is not None and not (
+            math.isfinite(self.cell_expansion_um) and self.cell_expansion_um >= 0
+        ):
             raise ConfigError(
-                f"--measure-radius-um must be a positive size in µm, got {self.measure_radius_um:g}"
+                f"--cell-expansion-um must be a size >= 0 in µm, got {self.cell_expansion_um:g}"
+            )
+        if self.positive_by is not None and self.positive_by not in POSITIVE_BY:
+            raise ConfigError(
+                f"--positive-by must be one of {', '.join(POSITIVE_BY)}, got {self.positive_by!r}"
+            )
+        if self.positive_threshold is not None and not (
+            math.isfinite(self.positive_threshold) and self.positive_threshold > 0
+        ):
+            raise ConfigError(
+                f"--positive-threshold must be a positive DAB OD, got {self.positive_threshold:g}"
             )
         if self.hotspot_area_mm2 is not None and not (
             math.isfinite(self.hotspot_area_mm2) and self.hotspot_area_mm2 > 0

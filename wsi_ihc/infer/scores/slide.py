@@ -10,22 +10,32 @@ annotation) written into the slide's unfinished folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.detect.pipeline import read_mirrored
-from wsi_ihc.infer.scores.cell_measures import BlockPixels, check_radius
+from wsi_ihc.infer.scores.cell_measures import BlockPixels, CellCall, check_radius
+from wsi_ihc.infer.scores.compartments import CompartmentShape
 from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
 from wsi_ihc.infer.scores.intensity import intensity_summary
-from wsi_ihc.infer.scores.options import HOTSPOT_AREA_MM2, ScoreOptions, check_thresholds
+from wsi_ihc.infer.scores.options import (
+    CELL_EXPANSION_UM,
+    HOTSPOT_AREA_MM2,
+    MEMBRANE_UM,
+    ScoreOptions,
+    check_thresholds,
+)
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import HOTSPOT_RGB, Cells
 from wsi_ihc.io.tissue import TissueMask
 from wsi_ihc.stains import StainVectors, resolve_vectors
+
+log = logging.getLogger("wsi_ihc")
 
 #: ``auto`` stain vectors are estimated from up to this many tissue squares of SAMPLE_PX.
 SAMPLE_SQUARES = 16
@@ -55,13 +65,25 @@ class SlideScores:
         layout,
         tissue: TissueMask,
         margin_px: int,
+        blocks: list,
     ) -> None:
+        """``blocks``: the origins of the blocks that will run (their cells are measured
+        once those around them are picked)."""
         self.slide, self.tissue = slide, tissue
         self.thresholds = check_thresholds(
             options.intensity_thresholds or card.intensity_thresholds
         )
         self.radius_um = options.measure_radius_um or card.cell_radius_um
-        radius_px = check_radius(self.radius_um, card.mpp, margin_px)
+        self.nucleus_um = options.nucleus_radius_um
+        self.shape, self.expansion_um = _compartment_shape(options, card.mpp, margin_px)
+        self.shape = replace(
+            self.shape, measure_px=check_radius(self.radius_um, card.mpp, margin_px)
+        )
+        self.call = CellCall(
+            positive_by=options.positive_by or card.positive_by,
+            positive_threshold=options.positive_threshold or self.thresholds[0],
+            thresholds=self.thresholds,
+        )
         self.min_cells = options.hotspot_min_cells
         self.heatmap_um = options.heatmap_um
         self.hotspot_area_mm2, self.warnings = self._hotspot_area(options, tissue.area_mm2())
@@ -71,9 +93,11 @@ class SlideScores:
         )
         self.pixels = BlockPixels(
             map_shape,
-            radius_px,
+            blocks,
+            layout.block_px,
+            self.shape,
             self.vectors,
-            self.thresholds,
+            self.call,
             lambda top, left, height, width: read_mirrored(
                 slide, layout, top, left, height, width, card.mpp
             ),
@@ -127,9 +151,48 @@ class SlideScores:
             "hotspot": None if hotspot is None else hotspot.to_json(slide.mpp, self.min_cells),
             "stain_vectors": self.vectors.to_json(),
             "measure_radius_um": self.radius_um,
+            "positive_by": self.call.positive_by,
+            "positive_threshold": (
+                None if self.call.positive_by == "model" else self.call.positive_threshold
+            ),
+            "compartments": {
+                "nucleus_radius_um": self.nucleus_um,
+                "cell_expansion_um": round(self.expansion_um, 4),
+                "membrane_um": MEMBRANE_UM,
+            },
             "heatmap_um": self.heatmap_um,
         }
         return SlideScoresResult(summary, warnings, circle, counts)
+
+
+def _compartment_shape(
+    options: ScoreOptions, mpp: float, margin_px: int
+) -> tuple[CompartmentShape, float]:
+    """The compartments' sizes in map pixels (``measure_px`` left 0) and the expansion in
+    µm. The default expansion shrinks, with a warning, to what the model's tile margin
+    holds; a given one that does not fit is an error."""
+    nucleus_px = check_radius(options.nucleus_radius_um, mpp, margin_px, "--nucleus-radius-um")
+    expansion_um = options.cell_expansion_um
+    if expansion_um is None:
+        expansion_um = min(CELL_EXPANSION_UM, margin_px * mpp - options.nucleus_radius_um)
+        if expansion_um < CELL_EXPANSION_UM:
+            log.warning(
+                "cell expansion %.2g µm instead of %g: the model reads %g µm around its "
+                "tiles (set --cell-expansion-um or a smaller --nucleus-radius-um)",
+                expansion_um,
+                CELL_EXPANSION_UM,
+                margin_px * mpp,
+            )
+    cell_px = check_radius(
+        options.nucleus_radius_um + expansion_um,
+        mpp,
+        margin_px,
+        "--nucleus-radius-um + --cell-expansion-um",
+    )
+    shape = CompartmentShape(
+        measure_px=0.0, nucleus_px=nucleus_px, cell_px=cell_px, membrane_px=MEMBRANE_UM / mpp
+    )
+    return shape, expansion_um
 
 
 def tissue_sample(slide, tissue: TissueMask, mpp: float) -> np.ndarray:
