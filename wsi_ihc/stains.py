@@ -67,9 +67,18 @@ class StainVectors:
     @property
     def unmixing(self) -> np.ndarray:
         """(3, 2) float32: per-channel OD (row vector) @ this -> (haematoxylin, DAB) OD."""
+        return self._inverse()[:, :2]
+
+    @property
+    def residual(self) -> np.ndarray:
+        """(3,) float32: per-channel OD @ this -> the OD along neither stain (signed:
+        eosin's pink lies on its negative side)."""
+        return self._inverse()[:, 2]
+
+    def _inverse(self) -> np.ndarray:
         h, d = _unit(self.haematoxylin), _unit(self.dab)
         residual = _unit(np.cross(h, d))
-        return np.linalg.inv(np.stack([h, d, residual]))[:, :2].astype(np.float32)
+        return np.linalg.inv(np.stack([h, d, residual])).astype(np.float32)
 
     def to_json(self) -> dict:
         return {
@@ -136,3 +145,21 @@ def resolve_vectors(spec: str, sample: Callable[[], np.ndarray]) -> StainVectors
     if spec == "auto":
         return estimate_vectors(sample())
     return read_vectors(Path(spec))
+
+
+def without_dab(rgb: np.ndarray, vectors: StainVectors) -> np.ndarray:
+    """``rgb`` (h, w, >= 3 uint8) with its DAB unmixed away: what the slide would look like
+    counterstained only.
+
+    On cytoplasmic and membranous stains the brown lies over and around pale nuclei, and
+    a model trained on nuclear stains finds the nuclei where haematoxylin shows them
+    (issue 26, trial c). Only positive DAB is removed (a pixel bluer than the H-DAB plane
+    keeps its colour), in OD space, and the rest recomposed by Beer-Lambert.
+    """
+    od = OD_LUT[rgb[..., :3]]  # (h, w, 3)
+    dab = np.maximum(od @ vectors.unmixing[:, 1], 0.0)  # (h, w) DAB OD per pixel
+    od -= dab[..., None] * np.asarray(vectors.dab, np.float32)
+    od *= np.float32(-np.log(10.0))
+    np.exp(od, out=od)
+    od *= 255.0
+    return np.clip(np.rint(od), 0, 255).astype(np.uint8)

@@ -15,7 +15,7 @@ from wsi_ihc.cli.options import (
     threshold_option,
     tta_option,
 )
-from wsi_ihc.cli.score_options import SCORE_FIELDS, score_options
+from wsi_ihc.cli.score_options import SCORE_FIELDS, score_options, stain_pattern_option
 from wsi_ihc.infer.scores.options import ScoreOptions
 
 #: InferSettings fields set by :func:`inference_options`, in the order they are shown.
@@ -32,6 +32,7 @@ _INFERENCE_FIELDS = (
     "read_workers",
     "reader",
     "compile",
+    "stain_pattern",
 )
 
 
@@ -89,6 +90,6 @@ def inference_options(func: F) -> F:
             "~1.1-1.2x faster per tile on a CPU; worth it for large slides.",
         ),
     ]
-    for decorator in reversed(decorators + score_options()):
+    for decorator in reversed([*decorators, stain_pattern_option, *score_options()]):
         collect = decorator(collect)
     return collect  # type: ignore[return-value]

@@ -12,6 +12,7 @@ from wsi_ihc.infer.scores.options import (
     HOTSPOT_MIN_CELLS,
     NUCLEUS_RADIUS_UM,
     POSITIVE_BY,
+    STAIN_PATTERNS,
     parse_thresholds,
 )
 
@@ -27,6 +28,18 @@ SCORE_FIELDS = (
     "positive_threshold",
     "nucleus_radius_um",
     "cell_expansion_um",
+)
+
+
+stain_pattern_option = click.option(
+    "--stain-pattern",
+    type=click.Choice(list(STAIN_PATTERNS)),
+    default="nuclear",
+    show_default=True,
+    help="Where the DAB lies. nuclear (Ki-67, ER, PR, p53): the model finds and calls the "
+    "cells. cytoplasmic (CK, PD-L1 on tumour cells, CD3) or membranous (HER2, PD-L1): "
+    "cells are found with the DAB unmixed away, where haematoxylin shows their nuclei, "
+    "and called by their cytoplasm or membrane DAB (--positive-by).",
 )
 
 

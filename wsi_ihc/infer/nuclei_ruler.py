@@ -63,13 +63,16 @@ class Radius:
     q3: float
 
 
-def nuclear_density(image: np.ndarray) -> np.ndarray:
+def nuclear_density(image: np.ndarray, haematoxylin_only: bool = False) -> np.ndarray:
     """Haematoxylin + DAB optical density of an RGB uint8 image: scikit-image's rgb2hed
-    (Ruifrok-Johnston vectors) in float32, for a quarter of its time."""
+    (Ruifrok-Johnston vectors) in float32, for a quarter of its time. On cytoplasmic and
+    membranous stains the DAB lies around the nuclei, so only haematoxylin is read."""
     from skimage.color import hed_from_rgb
 
     rgb = np.maximum(image.astype(np.float32) / 255.0, 1e-6)
     hed = (np.log(rgb) / np.float32(np.log(1e-6))) @ hed_from_rgb.astype(np.float32)
+    if haematoxylin_only:
+        return np.maximum(hed[..., 0], 0)
     return np.maximum(hed[..., 0], 0) + np.maximum(hed[..., 2], 0)
 
 
@@ -109,14 +112,14 @@ def _shrunk(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def nucleus_radius_px(image: np.ndarray) -> Radius | None:
+def nucleus_radius_px(image: np.ndarray, haematoxylin_only: bool = False) -> Radius | None:
     """Typical nucleus radius of an RGB uint8 image, in its own pixels; None if unstained."""
     coarse_factor = 0.25 if min(image.shape[:2]) >= 256 else 1.0
-    coarse = _granulometry(nuclear_density(_shrunk(image, coarse_factor)))
+    coarse = _granulometry(nuclear_density(_shrunk(image, coarse_factor), haematoxylin_only))
     if coarse is None:
         return None
     factor = min(1.0, coarse_factor * _TARGET_RADIUS_PX / max(coarse.median, 1.0))
-    density = nuclear_density(_shrunk(image, factor))
+    density = nuclear_density(_shrunk(image, factor), haematoxylin_only)
     first = _granulometry(density)
     if first is None:
         return None
@@ -137,9 +140,12 @@ class ScaleReading:
         return float(np.median(self.radii_px))
 
 
-def read_scale(regions: Sequence[np.ndarray]) -> ScaleReading | None:
+def read_scale(
+    regions: Sequence[np.ndarray], haematoxylin_only: bool = False
+) -> ScaleReading | None:
     """Measure every region (RGB uint8); None when none holds stained nuclei."""
-    radii = [r.median for r in map(nucleus_radius_px, regions) if r is not None]
+    measured = (nucleus_radius_px(region, haematoxylin_only) for region in regions)
+    radii = [r.median for r in measured if r is not None]
     return ScaleReading(tuple(radii)) if radii else None
 
 

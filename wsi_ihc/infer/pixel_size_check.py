@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import SlideError
-from wsi_ihc.infer.nuclei_ruler import ScaleCheck, check_scale, read_scale, ruler_radius_um
+from wsi_ihc.infer.nuclei_ruler import (
+    ScaleCheck,
+    ScaleReading,
+    check_scale,
+    read_scale,
+    ruler_radius_um,
+)
 from wsi_ihc.io.slide import Slide, open_slide, recorded_mpp
 
 log = logging.getLogger("wsi_ihc")
@@ -40,23 +46,24 @@ def tissue_regions(slide: Slide, layout, plans: dict, mpp: float) -> list[np.nda
     return regions
 
 
-def check_slide(slide: Slide, layout, plans: dict, card) -> dict:
+def check_slide(slide: Slide, layout, plans: dict, card, haematoxylin_only: bool = False) -> dict:
     """The summary's ``scale_check``; when the pixel size looks wrong, a one-line warning
-    naming the slide, also kept as the entry's ``message``."""
+    naming the slide, also kept as the entry's ``message``. ``haematoxylin_only``: the
+    nuclei are read without the DAB (cytoplasmic and membranous stains)."""
     regions = tissue_regions(slide, layout, plans, card.mpp) if plans else []
-    return _checked(regions, card.mpp, ruler_radius_um(card), slide.mpp, str(slide.path))
+    reading = read_scale(regions, haematoxylin_only)
+    return _checked(reading, card.mpp, ruler_radius_um(card), slide.mpp, str(slide.path))
 
 
 def check_images(images: list[np.ndarray], mpp: float, card, name: str) -> dict:
     """The same check for a folder of plain images at ``mpp`` (evaluate's data)."""
     regions = [image[:1024, :1024] for image in images[:REGIONS]]
-    return _checked(regions, mpp, ruler_radius_um(card), mpp, name)
+    return _checked(read_scale(regions), mpp, ruler_radius_um(card), mpp, name)
 
 
 def _checked(
-    regions: list[np.ndarray], read_mpp: float, reference_um: float, claimed: float, name: str
+    reading: ScaleReading | None, read_mpp: float, reference_um: float, claimed: float, name: str
 ) -> dict:
-    reading = read_scale(regions)
     if reading is None:
         return {"skipped": "no stained nuclei to measure"}
     check = check_scale(reading, read_mpp, reference_um, claimed_mpp=claimed)
@@ -67,8 +74,11 @@ def _checked(
     return {**check.to_json(), "message": message}
 
 
-def estimate_mpp(path: Path, reader: str, reference_um: float | None) -> tuple[float, dict]:
-    """``--mpp auto``: the file's pixel size if it records one, else the nuclei's estimate."""
+def estimate_mpp(
+    path: Path, reader: str, reference_um: float | None, haematoxylin_only: bool = False
+) -> tuple[float, dict]:
+    """``--mpp auto``: the file's pixel size if it records one, else the nuclei's estimate
+    (read without the DAB when ``haematoxylin_only``)."""
     recorded = recorded_mpp(path, reader)
     if recorded is not None:
         return recorded, {"source": "file"}
@@ -78,7 +88,7 @@ def estimate_mpp(path: Path, reader: str, reference_um: float | None) -> tuple[f
             "estimate one from; pass --mpp (µm per pixel)"
         )
     with open_slide(path, mpp=1.0, reader=reader) as slide:  # pixels only, any mpp will do
-        reading = read_scale(_grid_windows(slide))
+        reading = read_scale(_grid_windows(slide), haematoxylin_only)
     if reading is None:
         raise SlideError(f"{path}: no stained nuclei to estimate the pixel size from; pass --mpp")
     check: ScaleCheck = check_scale(reading, 1.0, reference_um)

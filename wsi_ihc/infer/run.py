@@ -42,7 +42,7 @@ from wsi_ihc.infer.pictures.overlay import OverlayCanvas
 from wsi_ihc.infer.pictures.slide_pictures import write_pictures
 from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
 from wsi_ihc.infer.scores.counts import slide_counts
-from wsi_ihc.infer.scores.options import ScoreOptions
+from wsi_ihc.infer.scores.options import ScoreOptions, positive_by_for
 from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.hashing import slide_fingerprint
@@ -70,8 +70,13 @@ class InferSettings:
     read_workers: int | None = None  # None: default_read_workers(device)
     reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
+    stain_pattern: str = "nuclear"  # STAIN_PATTERNS: cytoplasmic/membranous detect without DAB
     quiet: bool = False
     scores: ScoreOptions = field(default_factory=ScoreOptions)
+
+    def __post_init__(self) -> None:
+        """A stain pattern the model's call cannot see is one error before any work."""
+        positive_by_for(self.stain_pattern, self.scores.positive_by, "model")
 
 
 @dataclass
@@ -155,7 +160,8 @@ def infer_slide(
             blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
-            scale = check_slide(slide, layout, plans, card)
+            without_dab = settings.stain_pattern != "nuclear"
+            scale = check_slide(slide, layout, plans, card, haematoxylin_only=without_dab)
             if scale.get("suspicious"):
                 warnings.append(scale["message"])
             clock = _lap(timings, "scale_check", clock)
@@ -168,7 +174,16 @@ def infer_slide(
                 _zarr_attributes(card, layout, model),
             )
             margin_px = predictor.geometry.margin_px
-            scores = SlideScores(settings.scores, card, slide, layout, tissue, margin_px, blocks)
+            scores = SlideScores(
+                settings.scores,
+                card,
+                slide,
+                layout,
+                tissue,
+                margin_px,
+                blocks,
+                settings.stain_pattern,
+            )
             map_shape = (layout.height_px, layout.width_px)
             canvas = OverlayCanvas.for_slide(slide, map_shape, card.mpp, margin_px)
             pyramid = MapPyramid(levels, layout.block_px, blocks)
@@ -177,7 +192,7 @@ def infer_slide(
                 scores.pixels.keep(origin, region, top, left)
                 canvas.add(region, top, left)
 
-            hooks = BlockHooks(scores.pixels.measure, on_pixels, pyramid.add)
+            hooks = BlockHooks(scores.pixels.measure, on_pixels, pyramid.add, scores.model_input())
             kept: list[Cells] = []
             files = CellFiles(partial / "cells.csv", partial / "cells.geojson", measured=True)
             with files:
@@ -196,7 +211,7 @@ def infer_slide(
             cells = Cells.concat(kept)
             clock = _lap(timings, "peaks", clock)
 
-            scored = scores.finish(partial, cells)
+            scored = scores.finish(partial, cells, canvas.image, canvas.mpp)
             write_pictures(partial, canvas, tissue, cells, slide, scored)
             for message in scored.warnings:
                 log.warning(message)
@@ -231,7 +246,8 @@ def infer_slide(
 def _pixel_size(path: Path, settings: InferSettings, card) -> tuple[float | None, dict]:
     """The mpp to open the slide with (None: the file's) and where it came from."""
     if settings.mpp == AUTO:
-        return estimate_mpp(path, settings.reader, ruler_radius_um(card))
+        without_dab = settings.stain_pattern != "nuclear"
+        return estimate_mpp(path, settings.reader, ruler_radius_um(card), without_dab)
     return settings.mpp, {"source": "file" if settings.mpp is None else "--mpp"}
 
 
@@ -263,6 +279,7 @@ class BlockHooks:
     measure: Callable[[Cells], Cells]  # a block's picked cells -> with their stain measures
     on_pixels: Callable[[Origin, np.ndarray, int, int], None]  # the pixels a block read
     on_stored: Callable[[Origin, np.ndarray], None]  # a block's map, once stored
+    prepare: Callable[[np.ndarray], np.ndarray] | None  # what the model sees of the pixels
 
 
 def _run_blocks(slide, predictor, layout, plans, array, rule, bands, hooks, settings) -> int:
@@ -282,6 +299,7 @@ def _run_blocks(slide, predictor, layout, plans, array, rule, bands, hooks, sett
             on_tiles=bar.update,
             on_pixels=hooks.on_pixels,
             on_stored=hooks.on_stored,
+            prepare=hooks.prepare,
         )
 
 

@@ -29,6 +29,8 @@ from wsi_ihc.io.tissue import TissueMask
 
 #: Gets a block's origin, its RGB pixels as read and the map (row, col) of their corner.
 PixelsHook = Callable[[Origin, np.ndarray, int, int], None]
+#: What the model sees of a block's RGB pixels (``--stain-pattern``: DAB unmixed away).
+PrepareHook = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,15 @@ def predict_block(
     run: np.ndarray,
     array,
     on_pixels: PixelsHook | None = None,
+    prepare: PrepareHook | None = None,
 ) -> tuple[int, np.ndarray]:
     """Read, predict and store one block; returns the tiles run and the (2, h, w) block.
 
     ``run`` (tile rows x tile cols, bool, one set at least: :meth:`TissueReach.plan`)
     says which tiles to run; the others are 0. Only the bounding box of those tiles is
     read: a block at the edge of the tissue may run a few of its tiles. ``on_pixels``
-    gets the pixels read and the map pixel (row, col) of their top-left corner.
+    gets the pixels read and the map pixel (row, col) of their top-left corner;
+    ``prepare`` turns them into what the model sees.
     """
     g, step = predictor.geometry, predictor.geometry.stride_px
     row0, col0 = origin
@@ -171,6 +175,8 @@ def predict_block(
     )
     if on_pixels is not None:
         on_pixels(origin, region, row0 + i0 * step - g.margin_px, col0 + j0 * step - g.margin_px)
+    if prepare is not None:
+        region = prepare(region)
     probs = predictor.predict_region(region, run[i0:i1, j0:j1])
     if probs.shape[1:] != (run.shape[0] * step, run.shape[1] * step):  # a part was read
         part, probs = probs, np.zeros((2, run.shape[0] * step, run.shape[1] * step), np.float16)
@@ -192,13 +198,15 @@ def predict_slide(
     on_tiles: Callable[[int], None] | None = None,
     on_pixels: PixelsHook | None = None,
     on_stored: Callable[[Origin, np.ndarray], None] | None = None,
+    prepare: PrepareHook | None = None,
 ) -> int:
     """Run the blocks of ``plans`` (:meth:`TissueReach.plan`) and pick their cells, with
     Dask's threaded scheduler.
 
     ``on_cells`` gets the blocks whose cells (map pixels) have just been picked, on the
     thread that picked them; ``on_pixels`` each block's pixels (:func:`predict_block`)
-    and ``on_stored`` each block's map once stored. Returns the tiles run.
+    and ``on_stored`` each block's map once stored; the model sees ``prepare`` of the
+    pixels (:func:`predict_block`). Returns the tiles run.
     """
     import dask
 
@@ -207,7 +215,7 @@ def predict_slide(
 
     def task(origin: Origin) -> int:
         tiles, probs = predict_block(
-            slide, predictor, layout, origin, plans[origin], array, on_pixels
+            slide, predictor, layout, origin, plans[origin], array, on_pixels, prepare
         )
         if on_tiles is not None:
             on_tiles(tiles)

@@ -15,6 +15,28 @@ HOTSPOT_AREA_MM2 = 0.24
 HOTSPOT_MIN_CELLS = 500
 #: ``--positive-by``: the model's own call, or the mean DAB of a compartment.
 POSITIVE_BY = ("model", *(name.lower() for name in COMPARTMENT_NAMES))
+#: ``--stain-pattern``: where the DAB lies, and the compartment that calls a cell positive
+#: when ``--positive-by`` is not given (None: the model's card). On cytoplasmic and
+#: membranous stains the model looks at the slide with its DAB unmixed away, so its own
+#: call cannot see the stain.
+STAIN_PATTERNS = {"nuclear": None, "cytoplasmic": "cytoplasm", "membranous": "membrane"}
+
+
+def positive_by_for(pattern: str, positive_by: str | None, card_default: str) -> str:
+    """The ``--positive-by`` in force; an error when the model's call cannot see the DAB."""
+    if pattern not in STAIN_PATTERNS:
+        raise ConfigError(
+            f"--stain-pattern must be one of {', '.join(STAIN_PATTERNS)}, got {pattern!r}"
+        )
+    chosen = positive_by or STAIN_PATTERNS[pattern] or card_default
+    if chosen == "model" and pattern != "nuclear":
+        raise ConfigError(
+            f"--stain-pattern {pattern} detects cells with the DAB unmixed away, so the "
+            "model cannot call them: use --positive-by cytoplasm, membrane, cell or nucleus"
+        )
+    return chosen
+
+
 #: A cell's compartments (:mod:`compartments`): the nucleus disc, QuPath's default cell
 #: expansion beyond it, and the membrane band inside the cell's outline. The nucleus is
 #: the core of a tumour nucleus (6-8 µm across and more), so the cytoplasm ring does not

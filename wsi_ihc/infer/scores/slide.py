@@ -10,7 +10,9 @@ annotation) written into the slide's unfinished folder.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.detect.pipeline import read_mirrored
 from wsi_ihc.infer.scores.cell_measures import BlockPixels, CellCall, check_radius
 from wsi_ihc.infer.scores.compartments import CompartmentShape
+from wsi_ihc.infer.scores.dab_coverage import coverage_warnings, dab_coverage
 from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
 from wsi_ihc.infer.scores.intensity import intensity_summary
@@ -29,11 +32,12 @@ from wsi_ihc.infer.scores.options import (
     MEMBRANE_UM,
     ScoreOptions,
     check_thresholds,
+    positive_by_for,
 )
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.points import HOTSPOT_RGB, Cells
 from wsi_ihc.io.tissue import TissueMask
-from wsi_ihc.stains import StainVectors, resolve_vectors
+from wsi_ihc.stains import StainVectors, resolve_vectors, without_dab
 
 log = logging.getLogger("wsi_ihc")
 
@@ -66,9 +70,11 @@ class SlideScores:
         tissue: TissueMask,
         margin_px: int,
         blocks: list,
+        stain_pattern: str = "nuclear",
     ) -> None:
         """``blocks``: the origins of the blocks that will run (their cells are measured
         once those around them are picked)."""
+        positive_by = positive_by_for(stain_pattern, options.positive_by, card.positive_by)
         self.slide, self.tissue = slide, tissue
         self.thresholds = check_thresholds(
             options.intensity_thresholds or card.intensity_thresholds
@@ -80,7 +86,7 @@ class SlideScores:
             self.shape, measure_px=check_radius(self.radius_um, card.mpp, margin_px)
         )
         self.call = CellCall(
-            positive_by=options.positive_by or card.positive_by,
+            positive_by=positive_by,
             positive_threshold=options.positive_threshold or self.thresholds[0],
             thresholds=self.thresholds,
         )
@@ -91,6 +97,7 @@ class SlideScores:
         self.vectors: StainVectors = resolve_vectors(
             options.stain_vectors, lambda: tissue_sample(slide, tissue, card.mpp)
         )
+        self.stain_pattern = stain_pattern
         self.pixels = BlockPixels(
             map_shape,
             blocks,
@@ -102,6 +109,13 @@ class SlideScores:
                 slide, layout, top, left, height, width, card.mpp
             ),
         )
+
+    def model_input(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What the model sees of a block's pixels: on cytoplasmic and membranous stains,
+        the pixels with their DAB unmixed away (by this slide's stain vectors)."""
+        if self.stain_pattern == "nuclear":
+            return None
+        return functools.partial(without_dab, vectors=self.vectors)
 
     def _hotspot_area(self, options: ScoreOptions, tissue_mm2: float) -> tuple[float | None, list]:
         """The hotspot's area; the default one is skipped (warned) on too little tissue."""
@@ -118,9 +132,11 @@ class SlideScores:
             f"than the default hotspot ({area:g} mm²; set --hotspot-area-mm2)"
         ]
 
-    def finish(self, folder: Path, cells: Cells) -> SlideScoresResult:
+    def finish(
+        self, folder: Path, cells: Cells, image: np.ndarray, image_mpp: float
+    ) -> SlideScoresResult:
         """Write heatmaps.zarr and the hotspot annotation; the numbers for the summary
-        and the pictures."""
+        and the pictures. ``image``: the slide at ``image_mpp`` (the overlay's canvas)."""
         slide = self.slide
         width, height = slide.dimensions
         extent_um = (width * slide.mpp, height * slide.mpp)
@@ -137,6 +153,10 @@ class SlideScores:
                 f"{slide.path}: no hotspot: no circle of {self.hotspot_area_mm2:g} mm² holds "
                 f"{self.min_cells} cells (--hotspot-min-cells)"
             )
+        coverage = dab_coverage(image, image_mpp, self.tissue, cells, slide.mpp, self.vectors)
+        warnings += coverage_warnings(
+            coverage, str(slide.path), int(positive.sum()), self.call.positive_by
+        )
         circle = _circle_px(hotspot, slide.mpp)
         counts = count_grids(x_um, y_um, positive, extent_um, self.heatmap_um)
         write_heatmaps(folder / "heatmaps.zarr", counts, self.heatmap_um, slide.mpp)
@@ -151,6 +171,8 @@ class SlideScores:
             "hotspot": None if hotspot is None else hotspot.to_json(slide.mpp, self.min_cells),
             "stain_vectors": self.vectors.to_json(),
             "measure_radius_um": self.radius_um,
+            "dab_coverage": coverage,
+            "stain_pattern": self.stain_pattern,
             "positive_by": self.call.positive_by,
             "positive_threshold": (
                 None if self.call.positive_by == "model" else self.call.positive_threshold

@@ -1,0 +1,111 @@
+"""Whether the positive calls account for the slide's DAB: a count that cannot be right.
+
+The built-in model learnt nuclear DAB (Ki-67). On a cytoplasmic or membranous stain it
+calls the brown epithelium "other" and reports a low positive % with confidence; on an
+H&E slide given by mistake it still calls some cells positive. Both show on the slide
+itself. The DAB-stained tissue (DAB OD, smoothed over a few µm, above :data:`DAB_OD`)
+holds no positive cell within :data:`REACH_UM`; or what unmixes as DAB is not brown:
+eosin's pink projects on DAB too, but leaves a residual off the H-DAB plane, of one
+sign (median share of the OD: -0.17 on OpenSlide's CMU-1 H&E, +0.06 to +0.13 on BCData,
+the camera images and scikit-image's IHC sample), or there is no DAB at all. Read from
+the overlay's canvas (the pixels the blocks read, already shrunk): no second read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsi_ihc.io.points import Cells
+from wsi_ihc.io.tissue import TissueMask
+from wsi_ihc.stains import OD_LUT, StainVectors
+
+#: Smoothed DAB OD of stained tissue (QuPath's units; its 1+ threshold is 0.2).
+DAB_OD = 0.15
+SMOOTH_UM = 4.0
+#: DAB this close to a positive cell is accounted for (a cell's radius and a bit).
+REACH_UM = 12.0
+#: Below this share of the tissue stained, the slide holds no DAB to speak of.
+NO_DAB_PERCENT = 0.5
+#: Above this share of the stained tissue without a positive cell, the count is suspect.
+UNCOVERED_PERCENT = 50.0
+#: Below this median residual share of the DAB pixels, the colour is not DAB's.
+NOT_DAB_RESIDUAL = -0.05
+
+
+def dab_coverage(
+    image: np.ndarray,
+    mpp: float,
+    tissue: TissueMask,
+    cells: Cells,
+    slide_mpp: float,
+    vectors: StainVectors,
+) -> dict:
+    """The share (%) of the tissue that is DAB-stained, and of that the share with no
+    positive cell within REACH_UM; ``image`` is the slide at ``mpp`` (RGB), ``cells`` in
+    level-0 pixels."""
+    from scipy import ndimage
+
+    rows, cols = image.shape[:2]
+    x_um = (np.arange(cols) + 0.5) * mpp
+    y_um = (np.arange(rows) + 0.5) * mpp
+    on_tissue = tissue.contains(*np.meshgrid(x_um, y_um))
+    od = OD_LUT[image[..., :3]]
+    dab = od @ vectors.unmixing[:, 1]
+    stained = (ndimage.gaussian_filter(dab, SMOOTH_UM / mpp) > DAB_OD) & on_tissue
+    brown = (dab > DAB_OD) & on_tissue
+    residual = od[brown] @ vectors.residual / np.linalg.norm(od[brown], axis=1)
+    positive = cells.label == 1
+    seeds = np.zeros((rows, cols), bool)
+    seeds[
+        np.clip(((cells.y[positive] + 0.5) * slide_mpp / mpp).astype(int), 0, rows - 1),
+        np.clip(((cells.x[positive] + 0.5) * slide_mpp / mpp).astype(int), 0, cols - 1),
+    ] = True
+    near = (
+        ndimage.distance_transform_edt(~seeds) * mpp <= REACH_UM
+        if seeds.any()
+        else np.zeros_like(seeds)
+    )
+    tissue_px, stained_px = int(on_tissue.sum()), int(stained.sum())
+    return {
+        "stained_percent_of_tissue": round(100.0 * stained_px / tissue_px, 2)
+        if tissue_px
+        else None,
+        "stained_without_positive_percent": (
+            round(100.0 * (stained & ~near).sum() / stained_px, 2) if stained_px else None
+        ),
+        "residual_share": round(float(np.median(residual)), 3) if brown.any() else None,
+        "dab_od": DAB_OD,
+        "reach_um": REACH_UM,
+    }
+
+
+def coverage_warnings(coverage: dict, name: str, positive: int, positive_by: str) -> list[str]:
+    """One-line warnings when the positive calls cannot account for the slide's DAB."""
+    stained = coverage["stained_percent_of_tissue"]
+    if stained is None:
+        return []
+    residual = coverage["residual_share"]
+    if residual is not None and residual < NOT_DAB_RESIDUAL:
+        return [
+            f"{name}: the stain is not haematoxylin and DAB (what unmixes as DAB lies "
+            f"{-residual:.2f} of its OD off the H-DAB colours): an H&E slide? its "
+            f"{positive} positive cells and scores mean nothing"
+        ]
+    if stained < NO_DAB_PERCENT:
+        return [
+            f"{name}: almost no DAB on the tissue ({stained:.2g} % stained): a negative "
+            f"slide, or not a DAB stain (an H&E slide?); its {positive} positive cells "
+            "and scores mean little then"
+        ]
+    uncovered = coverage["stained_without_positive_percent"]
+    if uncovered > UNCOVERED_PERCENT:
+        advice = (
+            "try --stain-pattern cytoplasmic or membranous"
+            if positive_by == "model"
+            else "check --positive-by and --positive-threshold"
+        )
+        return [
+            f"{name}: {uncovered:.0f} % of the DAB-stained tissue ({stained:.2g} % of it) "
+            f"holds no positive cell: a cytoplasmic or membranous stain? {advice}"
+        ]
+    return []
