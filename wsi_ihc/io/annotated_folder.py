@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import AnnotationError, SlideError
-from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, read_points
+from wsi_ihc.io.points import NO_CLASS_MAP, Cells, read_points
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 POINT_SUFFIXES = (".csv", ".geojson")
@@ -110,7 +110,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def load_annotated(
-    item: AnnotatedImage, class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+    item: AnnotatedImage, class_map: Mapping[str, int] = NO_CLASS_MAP
 ) -> tuple[np.ndarray, Cells]:
     """The pixels of an image and its points, checked to lie inside it."""
     image = read_image(item.image_path)
@@ -119,7 +119,7 @@ def load_annotated(
 
 
 def read_predictions(
-    path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+    path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = NO_CLASS_MAP
 ) -> Cells:
     """Predicted points of one image; unlike annotations, a file with no points is valid."""
     return read_points(path, class_map, image_size=image_size, allow_empty=True)
