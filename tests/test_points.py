@@ -1,5 +1,5 @@
 """Cell tables written as text: the same bytes as the csv module, JSON that parses; and
-the annotation files read: HoVer-Net .mat labels."""
+the annotation files read: HoVer-Net .mat labels and their folder layout."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from scipy.io import savemat
 
 from wsi_ihc.errors import AnnotationError
+from wsi_ihc.io.annotated_folder import list_annotated
 from wsi_ihc.io.points import (
     CLASS_NAMES,
     Cells,
@@ -156,3 +157,18 @@ def test_csv_coordinate_not_a_number_is_an_error(tmp_path: Path) -> None:
     path.write_text("x,y,class\n1,2,positive\nnan,4,other\n")
     with pytest.raises(AnnotationError, match=r"a\.csv: 1 points .*not a number.*point 2"):
         read_points(path, image_size=(10, 10))
+
+
+def test_hovernet_layout_lists_images_with_their_labels(tmp_path: Path) -> None:
+    """CoNSeP's Train/Images/NAME.png + Train/Labels/NAME.mat, in natural order."""
+    (tmp_path / "Images").mkdir()
+    (tmp_path / "Labels").mkdir()
+    for name in ("train_10", "train_2"):
+        (tmp_path / "Images" / f"{name}.png").write_bytes(b"")
+        write_mat(tmp_path / "Labels" / f"{name}.mat")
+    items = list_annotated(tmp_path)
+    assert [item.name for item in items] == ["train_2", "train_10"]
+    assert [item.points_path for item in items] == [
+        tmp_path / "Labels" / f"{name}.mat" for name in ("train_2", "train_10")
+    ]
+    assert all(item.image_path.parent == tmp_path / "Images" for item in items)

@@ -1,10 +1,10 @@
 """Annotated training images, read at the model's mpp and split by image or by region.
 
-The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``, or BCData's
-``images/`` + ``points/``) and the data's pixel size (``--mpp`` or ``dataset.json``) are
-those of :mod:`wsi_ihc.io.annotated_folder`, shared with evaluation and tuning; slides
-with a QuPath GeoJSON beside them add their annotated regions
-(:mod:`wsi_ihc.io.annotated_slides`), each at the slide's own pixel size.
+The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``/``.mat``, BCData's
+``images/`` + ``points/`` or HoVer-Net's ``Images/`` + ``Labels/``) and the data's pixel
+size (``--mpp`` or ``dataset.json``) are those of :mod:`wsi_ihc.io.annotated_folder`,
+shared with evaluation and tuning; slides with a QuPath GeoJSON beside them add their
+annotated regions (:mod:`wsi_ihc.io.annotated_slides`), each at the slide's own pixel size.
 """
 
 from __future__ import annotations
