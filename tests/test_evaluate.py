@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
+from scipy.io import savemat
 
 from wsi_ihc.cli import cli
 from wsi_ihc.evaluate.matching import (
@@ -239,6 +240,39 @@ def test_cli_bcdata_layout_geojson_and_sweep(tmp_path: Path) -> None:
     sweep_f1 = [s["groups"]["agnostic"]["total_f1"] for s in metrics["sweep"]]
     assert sweep_f1 == sorted(sweep_f1) and sweep_f1[0] < sweep_f1[-1] == 1.0
     assert (out / "f1_vs_radius.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_hovernet_layout_mat_labels(tmp_path: Path) -> None:
+    """CoNSeP's Images/ + Labels/ with .mat ground truth, its types mapped by --class-map."""
+    data = tmp_path / "Train"
+    (data / "Images").mkdir(parents=True)
+    (data / "Labels").mkdir()
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for name in ("img_2", "img_10"):
+        write_image(data / "Images" / f"{name}.png", (40, 40))
+        savemat(
+            data / "Labels" / f"{name}.mat",
+            {
+                "inst_map": np.zeros((40, 40), np.int32),
+                "inst_centroid": np.array([[20.0, 20.0], [5.0, 30.0], [30.0, 5.0]]),
+                "inst_type": np.array([[1], [2], [3]], np.int32),
+            },
+        )
+        write_points(pred / f"{name}.csv", [(20, 21, "pos"), (5, 30, "other"), (30, 5, "pos")])
+    out = tmp_path / "out"
+    args = ("--data", data, "--pred", pred, "--mpp", 0.5, "--out", out)
+    unmapped = run_cli(*args, "--class-map", "1=positive")
+    one_error_line(unmapped, str(data / "Labels" / "img_2.mat"), "[2, 3]", "--class-map")
+    result = run_cli(*args, "--class-map", "1=positive,2=other,3=other")
+    assert result.exit_code == 0, result.output
+    rows = printed_rows(result.output)
+    # Per image: type 1 found as positive, type 2 as other, type 3 (other) called positive.
+    assert rows["positive"][:3] == [2, 2, 0]
+    assert rows["other"][:3] == [2, 0, 2]
+    assert rows["agnostic"][:3] == [6, 0, 0]
+    names = [row.split(",")[0] for row in (out / "per_image.csv").read_text().split()[1:]]
+    assert names == ["img_2", "img_10"]
 
 
 def test_cli_empty_prediction_file(folder: tuple[Path, Path]) -> None:

@@ -10,6 +10,7 @@ import csv
 import itertools
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from scipy.io import savemat
 from skimage.color import rgb_from_hed
 
 from wsi_ihc.cli import cli
 from wsi_ihc.errors import WsiIhcError
-from wsi_ihc.io.points import Cells
+from wsi_ihc.io.points import Cells, parse_class_map, read_points
 from wsi_ihc.model.checkpoint import load_checkpoint, read_card
 from wsi_ihc.model.precision import resolve_precision
 from wsi_ihc.synth import make_tiles
@@ -481,6 +483,35 @@ def test_one_annotated_image_trains_with_a_region_split(tmp_path: Path):
         f"{name}@{end}" for name in [p.stem for p in sorted(one.glob("*.png"))] for end in "01"
     ]
     assert "1 training / 1 validation images" in result.output
+
+
+def test_trains_on_hovernet_mat_labels(tiles: Path, tmp_path: Path):
+    """CoNSeP's layout, Images/ + Labels/NAME.mat: the tiles' cells as HoVer-Net types
+    (1 positive, 2 other), read only as --class-map maps them."""
+    from wsi_ihc.train.dataset import load_dataset
+
+    data = tmp_path / "Train"
+    (data / "Images").mkdir(parents=True)
+    (data / "Labels").mkdir()
+    for png in sorted(tiles.glob("*.png")):
+        shutil.copy(png, data / "Images")
+        cells = read_points(png.with_suffix(".csv"))
+        types = (2 - cells.label.astype(np.int32))[:, None]
+        savemat(
+            data / "Labels" / f"{png.stem}.mat", {"inst_centroid": cells.xy(), "inst_type": types}
+        )
+    shutil.copy(tiles / "dataset.json", data)
+    mapped = load_dataset(data, 0.5, 0.5, parse_class_map("1=positive,2=other"))
+    from_csv = load_dataset(tiles, 0.5, 0.5)
+    assert [image.name for image in mapped] == [image.name for image in from_csv]
+    for mine, theirs in zip(mapped, from_csv, strict=True):
+        np.testing.assert_array_equal(mine.cells.xy(), theirs.cells.xy())
+        np.testing.assert_array_equal(mine.cells.label, theirs.cells.label)
+    common = ["--data", data, "--variant", "main", "--epochs", 1, *TINY]
+    common += ["--iterations-per-epoch", 2]
+    one_error_line(run_cli(*common, "--out", tmp_path / "unmapped"), "Labels", "types [1, 2]")
+    result = run_cli(*common, "--out", tmp_path / "run", "--class-map", "1=positive,2=other")
+    assert result.exit_code == 0, result.output
 
 
 def test_resume_continues_exactly_from_the_saved_epoch(main_run: Path, tiles: Path, tmp_path: Path):

@@ -38,7 +38,8 @@ def _floats(text: str) -> tuple[float, ...]:
     "data_dir",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Images with NAME.csv/NAME.geojson beside them, or BCData's images/ + points/.",
+    help="Images with NAME.csv/.geojson/.mat (HoVer-Net) beside them, or BCData's "
+    "images/ + points/, or HoVer-Net's Images/ + Labels/.",
 )
 @model_option
 @click.option(
@@ -46,7 +47,7 @@ def _floats(text: str) -> tuple[float, ...]:
     "pred_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Folder of predictions NAME.csv/NAME.geojson, one per image, instead of --model.",
+    help="Folder of predictions NAME.csv/.geojson/.mat, one per image, instead of --model.",
 )
 @click.option(
     "--baseline", is_flag=True, help="Score the classical baseline (colour deconvolution + LoG)."

@@ -136,5 +136,6 @@ def class_map_option(func: F) -> F:
         "--class-map",
         default=None,
         help="Label spellings to map, e.g. 'ki67+=positive,lymph=other' (positive, pos, "
-        "negative, neg, other, 0, 1 are known).",
+        "negative, neg, other, 0, 1 are known), and every type number of HoVer-Net .mat "
+        "files, e.g. '1=positive,2=other,3=other' (types have no default meaning).",
     )(func)

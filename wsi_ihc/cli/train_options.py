@@ -20,7 +20,8 @@ TRAIN_OPTIONS = [
         type=click.Path(path_type=Path, file_okay=False),
         required=True,
         multiple=True,
-        help="Images with NAME.csv/NAME.geojson points beside them, or images/ + points/, "
+        help="Images with NAME.csv/.geojson/.mat (HoVer-Net) points beside them, or "
+        "images/ + points/ (BCData) or Images/ + Labels/ (HoVer-Net, CoNSeP), "
         "and/or slides (NAME.svs, .ndpi, ...) with a QuPath NAME.geojson: points, and "
         "rectangles/polygons around the annotated regions. Repeat for several sources (labs, "
         "scanners), each with its own dataset.json pixel size: each is drawn equally often "

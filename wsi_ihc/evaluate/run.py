@@ -59,7 +59,8 @@ class EvaluationRun:
             path = find_points_file(pred_dir, name)
             if path is None:
                 raise AnnotationError(
-                    f"{pred_dir / name}.csv: no predictions (.csv or .geojson) for image {name}"
+                    f"{pred_dir / name}.csv: no predictions (.csv, .geojson or .mat) for "
+                    f"image {name}"
                 )
             preds.append(read_predictions(path, (image.shape[1], image.shape[0]), self.class_map))
         return preds

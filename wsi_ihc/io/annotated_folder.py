@@ -1,10 +1,12 @@
 """Folders of plain images with point annotations: what evaluation and tuning read.
 
-Two layouts are recognised:
+Three layouts are recognised:
 
-- flat: ``DIR/name.png`` (or .jpg, .jpeg, .tif, .tiff) with ``DIR/name.csv`` or
-  ``DIR/name.geojson`` beside it;
-- BCData: ``DIR/images/N.png`` with ``DIR/points/N.csv`` (or .geojson).
+- flat: ``DIR/name.png`` (or .jpg, .jpeg, .tif, .tiff) with ``DIR/name.csv``,
+  ``DIR/name.geojson`` or HoVer-Net's ``DIR/name.mat`` beside it;
+- BCData: ``DIR/images/N.png`` with ``DIR/points/N.csv`` (or .geojson, .mat);
+- HoVer-Net: ``DIR/Images/name.png`` with ``DIR/Labels/name.mat`` (or .csv, .geojson),
+  as CoNSeP ships (``Train/`` and ``Test/`` are two such folders).
 
 Plain images record no pixel size, so the folder's mpp comes from the user (``--mpp``)
 or from ``DIR/dataset.json`` holding ``{"mpp": ...}``.
@@ -21,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from wsi_ihc.errors import AnnotationError, SlideError
-from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, read_points
+from wsi_ihc.io.points import NO_CLASS_MAP, Cells, read_points
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-POINT_SUFFIXES = (".csv", ".geojson")
+POINT_SUFFIXES = (".csv", ".geojson", ".mat")
+#: Sub-folder layouts (images, annotations): BCData's and HoVer-Net's.
+SUBFOLDER_LAYOUTS = (("images", "points"), ("Images", "Labels"))
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,13 @@ def list_annotated(data_dir: Path, required: bool = True) -> list[AnnotatedImage
     """
     if not data_dir.is_dir():
         raise AnnotationError(f"{data_dir}: data folder not found")
-    bcdata = (data_dir / "images").is_dir() and (data_dir / "points").is_dir()
-    image_dir, points_dir = (
-        (data_dir / "images", data_dir / "points") if bcdata else (data_dir, data_dir)
+    image_dir, points_dir = next(
+        (
+            (data_dir / images, data_dir / points)
+            for images, points in SUBFOLDER_LAYOUTS
+            if (data_dir / images).is_dir() and (data_dir / points).is_dir()
+        ),
+        (data_dir, data_dir),
     )
     images = sorted(
         (p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
@@ -56,21 +64,21 @@ def list_annotated(data_dir: Path, required: bool = True) -> list[AnnotatedImage
     if not images and required:
         raise AnnotationError(
             f"{data_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) found, neither beside "
-            "their annotations nor under images/ with points/"
+            "their annotations nor under images/ with points/ or Images/ with Labels/"
         )
     items = []
     for image in images:
         points = find_points_file(points_dir, image.stem)
         if points is None:
             raise AnnotationError(
-                f"{image}: no annotation file {points_dir / image.stem}.csv or .geojson"
+                f"{image}: no annotation file {points_dir / image.stem}.csv, .geojson or .mat"
             )
         items.append(AnnotatedImage(image.stem, image, points))
     return items
 
 
 def find_points_file(folder: Path, stem: str) -> Path | None:
-    """``folder/stem.csv`` or ``folder/stem.geojson``, whichever exists first."""
+    """``folder/stem.csv``, ``.geojson`` or ``.mat``, whichever exists first."""
     for suffix in POINT_SUFFIXES:
         candidate = folder / f"{stem}{suffix}"
         if candidate.is_file():
@@ -110,7 +118,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def load_annotated(
-    item: AnnotatedImage, class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+    item: AnnotatedImage, class_map: Mapping[str, int] = NO_CLASS_MAP
 ) -> tuple[np.ndarray, Cells]:
     """The pixels of an image and its points, checked to lie inside it."""
     image = read_image(item.image_path)
@@ -119,7 +127,7 @@ def load_annotated(
 
 
 def read_predictions(
-    path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = DEFAULT_CLASS_MAP
+    path: Path, image_size: tuple[int, int], class_map: Mapping[str, int] = NO_CLASS_MAP
 ) -> Cells:
     """Predicted points of one image; unlike annotations, a file with no points is valid."""
     return read_points(path, class_map, image_size=image_size, allow_empty=True)

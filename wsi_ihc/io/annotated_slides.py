@@ -22,7 +22,7 @@ import numpy as np
 
 from wsi_ihc.errors import AnnotationError
 from wsi_ihc.io.annotated_folder import AnnotatedImage, find_points_file
-from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells, geojson_features, read_points
+from wsi_ihc.io.points import NO_CLASS_MAP, Cells, geojson_features, read_points
 from wsi_ihc.io.slide import open_slide
 
 #: Slide formats OpenSlide opens, minus the suffixes a folder reads as plain images.
@@ -82,7 +82,7 @@ def region_boxes(path: Path) -> list[Box]:
 def load_slide_regions(
     item: AnnotatedImage,
     model_mpp: float,
-    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+    class_map: Mapping[str, int] = NO_CLASS_MAP,
     tile_px: int = 2048,
     margin_um: float = 20.0,
 ) -> Iterator[tuple[str, np.ndarray, Cells]]:

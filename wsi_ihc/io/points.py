@@ -4,9 +4,10 @@ Coordinates are pixels of the image they belong to (level 0 for a slide), origin
 top-left, x right, y down, with the centre of pixel (0, 0) at (0, 0). Classes are the
 model's two labels: 0 = "other", 1 = "positive".
 
-Formats: CSV with columns ``x,y,class`` (an optional ``score``), and QuPath GeoJSON
+Formats: CSV with columns ``x,y,class`` (an optional ``score``), QuPath GeoJSON
 (a FeatureCollection of Point features whose ``classification.name`` is the class),
-the format QuPath exports points and imports detections in.
+the format QuPath exports points and imports detections in, and HoVer-Net's ``.mat``
+(``inst_centroid`` and ``inst_type``, as CoNSeP and PanNuke-derived sets ship), read only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -29,7 +31,8 @@ QUPATH_CLASSES = (("Other", (64, 96, 224)), ("Positive", (170, 90, 20)))
 #: in its QuPath annotation.
 HOTSPOT_RGB = (255, 0, 255)
 
-#: Label spellings accepted without a ``--class-map`` (compared lower-case).
+#: Label spellings accepted without a ``--class-map`` (compared lower-case). HoVer-Net
+#: type numbers do not take them: its type 1 is no more "positive" than its type 2.
 DEFAULT_CLASS_MAP: Mapping[str, int] = {
     "other": 0,
     "negative": 0,
@@ -39,6 +42,8 @@ DEFAULT_CLASS_MAP: Mapping[str, int] = {
     "pos": 1,
     "1": 1,
 }
+#: No labels mapped (no ``--class-map``): named labels take the default spellings alone.
+NO_CLASS_MAP: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,12 @@ _MEASURES = ("od", "intensity", "compartments")
 
 
 def parse_class_map(text: str | None) -> dict[str, int]:
-    """``"ki67+=positive,lymph=other"`` -> label map, added to the defaults."""
-    mapping = dict(DEFAULT_CLASS_MAP)
+    """``"ki67+=positive,lymph=other"`` -> the labels mapped, lower-case.
+
+    Kept apart from the default spellings (:func:`read_points` adds those to named labels)
+    so that HoVer-Net type numbers are taken only as mapped here.
+    """
+    mapping: dict[str, int] = {}
     if not text:
         return mapping
     for item in text.split(","):
@@ -151,11 +160,17 @@ def parse_class_map(text: str | None) -> dict[str, int]:
 
 def read_points(
     path: Path,
-    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+    class_map: Mapping[str, int] = NO_CLASS_MAP,
     image_size: tuple[int, int] | None = None,
     allow_empty: bool = False,
 ) -> Cells:
-    """Read point annotations from CSV or QuPath GeoJSON.
+    """Read point annotations from CSV, QuPath GeoJSON or HoVer-Net ``.mat``.
+
+    ``class_map`` holds the labels mapped with ``--class-map`` (:func:`parse_class_map`).
+    Named labels (CSV, GeoJSON) also take the default spellings; HoVer-Net type numbers
+    take only ``class_map``, so every type in a ``.mat`` file must be mapped, type 0
+    (HoVer-Net's "no type") included: dropping those nuclei would teach the model they
+    are background, and calling them other would be a guess.
 
     ``image_size`` is (width, height); points outside it are an error, since they mean
     the annotations belong to another image or use another pixel size. A file without
@@ -170,19 +185,37 @@ def read_points(
         xs, ys, names, scores = _read_csv(path)
     elif suffix in (".geojson", ".json"):
         xs, ys, names, scores = _read_geojson(path)
+    elif suffix == ".mat":
+        xs, ys, names, scores = _read_mat(path)
     else:
-        raise AnnotationError(f"{path}: unknown annotation format (expected .csv or .geojson)")
+        raise AnnotationError(
+            f"{path}: unknown annotation format (expected .csv, .geojson or .mat)"
+        )
     if not xs:
         if allow_empty:
             return Cells.empty()
         raise AnnotationError(f"{path}: no points in annotation file")
-    unknown = sorted({n for n in names if n.lower() not in class_map})
+    not_finite = ~(np.isfinite(xs) & np.isfinite(ys))
+    if not_finite.any():
+        raise AnnotationError(
+            f"{path}: {int(not_finite.sum())} points have a coordinate that is not a number "
+            f"(NaN or infinite; first is point {int(np.argmax(not_finite)) + 1})"
+        )
+    labels = class_map if suffix == ".mat" else {**DEFAULT_CLASS_MAP, **class_map}
+    unknown = sorted({n for n in names if n.lower() not in labels})
+    if unknown and suffix == ".mat":
+        raise AnnotationError(
+            f"{path}: HoVer-Net types {sorted(map(int, unknown))} are not mapped; map every "
+            "type with --class-map TYPE=positive|other, e.g. 1=positive,2=other (type "
+            f"numbers have no default meaning, 0 is HoVer-Net's unlabelled type; mapped: "
+            f"{sorted(labels)})"
+        )
     if unknown:
         raise AnnotationError(
             f"{path}: unknown class labels {unknown}; map them with --class-map "
-            f"LABEL=positive|other (known: {sorted(class_map)})"
+            f"LABEL=positive|other (known: {sorted(labels)})"
         )
-    cells = Cells.from_arrays(xs, ys, [class_map[n.lower()] for n in names], scores)
+    cells = Cells.from_arrays(xs, ys, [labels[n.lower()] for n in names], scores)
     if image_size is not None:
         _check_inside(path, cells, image_size)
     return cells
@@ -245,6 +278,60 @@ def _read_geojson(path: Path) -> tuple[list[float], list[float], list[str], list
             ys.append(float(py))
             names.append(str(name))
     return xs, ys, names, None
+
+
+def _read_mat(path: Path) -> tuple[list[float], list[float], list[str], None]:
+    """HoVer-Net's ``inst_centroid`` (N, 2) and ``inst_type`` (N, 1); other variables
+    (``inst_map``, ``type_map``, ``inst_uid``) are not read.
+
+    Centroids are taken as (x, y) in this module's pixel frame (centre of pixel (0, 0) at
+    (0, 0)), as HoVer-Net computes them: image moments of each instance's mask. Centroids
+    from MATLAB's ``regionprops`` count from 1 and would sit one pixel right and down.
+    """
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    try:
+        data = loadmat(path, variable_names=("inst_centroid", "inst_type"))
+    except NotImplementedError as exc:  # scipy's answer to a v7.3 (HDF5) file
+        raise AnnotationError(
+            f"{path}: MATLAB v7.3 (HDF5) MAT files are not read; save it as v7 "
+            "(MATLAB: save(..., '-v7'); Python: scipy.io.savemat)"
+        ) from exc
+    except (MatReadError, ValueError, TypeError, OSError, IndexError) as exc:
+        raise AnnotationError(f"{path}: not a readable MAT file ({exc})") from exc
+    missing = [name for name in ("inst_centroid", "inst_type") if name not in data]
+    if missing:
+        raise AnnotationError(
+            f"{path}: MAT file has no {' or '.join(missing)} (HoVer-Net's instance "
+            "centroids, (N, 2) x and y, and type numbers, (N, 1))"
+        )
+    try:
+        centroids = np.asarray(data["inst_centroid"], dtype=np.float64)
+        types = np.asarray(data["inst_type"], dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError) as exc:
+        raise AnnotationError(
+            f"{path}: inst_centroid and inst_type must be numbers ({exc})"
+        ) from exc
+    if centroids.size == 0:
+        centroids = centroids.reshape(0, 2)  # savemat writes an empty list as (1, 0)
+    if centroids.ndim != 2 or centroids.shape[1] != 2:
+        raise AnnotationError(
+            f"{path}: inst_centroid must be (N, 2), x and y, found shape {centroids.shape}"
+        )
+    if len(types) != len(centroids):
+        raise AnnotationError(
+            f"{path}: {len(centroids)} centroids in inst_centroid but {len(types)} types "
+            "in inst_type"
+        )
+    not_whole = ~np.isfinite(types) | (types != np.round(types))
+    if not_whole.any():
+        raise AnnotationError(
+            f"{path}: inst_type must hold whole type numbers, found "
+            f"{types[np.argmax(not_whole)]} (instance {int(np.argmax(not_whole)) + 1})"
+        )
+    names = [str(t) for t in types.astype(np.int64).tolist()]
+    return centroids[:, 0].tolist(), centroids[:, 1].tolist(), names, None
 
 
 #: A measured cell's compartments and their statistics, as QuPath names them.

@@ -1,10 +1,10 @@
 """Annotated training images, read at the model's mpp and split by image or by region.
 
-The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``, or BCData's
-``images/`` + ``points/``) and the data's pixel size (``--mpp`` or ``dataset.json``) are
-those of :mod:`wsi_ihc.io.annotated_folder`, shared with evaluation and tuning; slides
-with a QuPath GeoJSON beside them add their annotated regions
-(:mod:`wsi_ihc.io.annotated_slides`), each at the slide's own pixel size.
+The folder layouts (flat ``NAME.png`` + ``NAME.csv``/``.geojson``/``.mat``, BCData's
+``images/`` + ``points/`` or HoVer-Net's ``Images/`` + ``Labels/``) and the data's pixel
+size (``--mpp`` or ``dataset.json``) are those of :mod:`wsi_ihc.io.annotated_folder`,
+shared with evaluation and tuning; slides with a QuPath GeoJSON beside them add their
+annotated regions (:mod:`wsi_ihc.io.annotated_slides`), each at the slide's own pixel size.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated, load_annotated
 from wsi_ihc.io.annotated_slides import list_annotated_slides, load_slide_regions
-from wsi_ihc.io.points import DEFAULT_CLASS_MAP, Cells
+from wsi_ihc.io.points import NO_CLASS_MAP, Cells
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def load_dataset(
     data_dir: Path,
     data_mpp: float | None,
     model_mpp: float,
-    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+    class_map: Mapping[str, int] = NO_CLASS_MAP,
 ) -> list[TrainingImage]:
     """Every annotated image and slide region of ``data_dir``, at ``model_mpp``.
 
@@ -83,7 +83,7 @@ def load_sources(
     folders: Sequence[Path],
     data_mpps: Sequence[float | None],
     model_mpp: float,
-    class_map: Mapping[str, int] = DEFAULT_CLASS_MAP,
+    class_map: Mapping[str, int] = NO_CLASS_MAP,
 ) -> list[TrainingImage]:
     """:func:`load_dataset` of each folder, its images tagged with the folder's index.
 
