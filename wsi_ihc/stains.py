@@ -65,11 +65,16 @@ class StainVectors:
         return cls(haematoxylin=vectors[0], dab=vectors[1], source=source)
 
     @property
+    def mixing(self) -> np.ndarray:
+        """(3, 3) float64, rows haematoxylin, DAB, residual (unit, orthogonal to both):
+        (haematoxylin, DAB, residual) OD @ this -> per-channel OD, to render stains back."""
+        h, d = _unit(self.haematoxylin), _unit(self.dab)
+        return np.stack([h, d, _unit(np.cross(h, d))])
+
+    @property
     def unmixing(self) -> np.ndarray:
         """(3, 2) float32: per-channel OD (row vector) @ this -> (haematoxylin, DAB) OD."""
-        h, d = _unit(self.haematoxylin), _unit(self.dab)
-        residual = _unit(np.cross(h, d))
-        return np.linalg.inv(np.stack([h, d, residual]))[:, :2].astype(np.float32)
+        return np.linalg.inv(self.mixing)[:, :2].astype(np.float32)
 
     def to_json(self) -> dict:
         return {
