@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy.spatial import cKDTree
 
+from wsi_ihc.cli import cli
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated, load_annotated
 from wsi_ihc.io.points import Cells, read_points
@@ -168,6 +170,42 @@ def test_folder_is_read_back_by_evaluate_with_the_same_points(source: Path, tmp_
     card = json.loads((out / "dataset.json").read_text())
     assert card["pattern"] == "membrane" and card["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # no .partial left
+
+
+def test_cli_same_seed_same_bytes(source: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    outputs = {}
+    for run, seed in (("a", 7), ("b", 7), ("c", 8)):
+        args = ["synth", "restain", str(source), str(tmp_path / run), "--pattern", "cytoplasm"]
+        result = runner.invoke(cli, [*args, "--seed", str(seed), "--mpp", str(MPP)])
+        assert result.exit_code == 0, result.output
+        outputs[run] = {p.name: p.read_bytes() for p in (tmp_path / run).iterdir()}
+    assert "2 cytoplasm-stained images" in result.output
+    assert outputs["a"] == outputs["b"]
+    assert outputs["a"][f"{TILE}.png"] != outputs["c"][f"{TILE}.png"]
+    assert outputs["a"][f"{TILE}.csv"] == outputs["c"][f"{TILE}.csv"]
+
+
+def test_cli_errors_are_one_line_and_leave_nothing(source: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "out"
+    cases = [
+        ([str(tmp_path / "missing"), str(out)], "data folder not found"),
+        ([str(source), str(out)], "pass --mpp"),
+        ([str(source), str(source), "--mpp", "0.25"], "not an empty folder"),
+        ([str(source), str(out), "--mpp", "0.25", "--strength", "0.9", "0.2"], "--strength"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, ["synth", "restain", *args, "--pattern", "membrane"])
+        assert result.exit_code == 1, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+    # a bad annotation in the second image: OUT is not left half-written
+    (source / "points" / f"{TILE}.csv").write_text("x,y,class\n9999,5,positive\n")
+    result = runner.invoke(
+        cli, ["synth", "restain", str(source), str(out), "--pattern", "membrane", "--mpp", "0.25"]
+    )
+    assert result.exit_code == 1 and "outside the 640x640 image" in result.output
+    assert not out.exists() and not out.with_name("out.partial").exists()
 
 
 def test_config_rejects_bad_patterns_and_ranges() -> None:
