@@ -12,7 +12,7 @@ How, per image, in QuPath's optical-density units (:mod:`wsi_ihc.stains`):
 1. unmix every pixel into haematoxylin, DAB and residual OD with the caller's stain
    vectors, and recompose with the same ones;
 2. nuclei: around each labelled point, the pixels of its (point-)Voronoi cell within
-   ``NUCLEUS_MAX_UM`` whose smoothed H+DAB OD lies more than 30 % of the way from the
+   ``NUCLEUS_MAX_UM`` whose smoothed H+DAB OD lies more than 45 % of the way from the
    image's background (its 25th percentile) to the point's own value; at least a
    ``NUCLEUS_MIN_UM`` disc. A disc of a size from the pixel size does not fit: Ki-67
    nuclei here are 5-15 µm across and irregular, and a disc either leaves a brown crescent
@@ -195,7 +195,7 @@ def cell_geometry(
     od = _smooth(np.maximum(stains[..., 0] + stains[..., 1], 0), SMOOTH_UM / mpp)
     centre = _smooth(od, 1.0 / mpp)[rows, cols]
     background = float(np.percentile(od[::4, ::4], 25))
-    threshold = np.r_[np.inf, background + np.maximum(0.3 * (centre - background), 0.1)]
+    threshold = np.r_[np.inf, background + np.maximum(0.45 * (centre - background), 0.1)]
     inside = point_px <= NUCLEUS_MAX_UM / mpp
     core = inside & (od >= threshold[owner]) & ~_edges(owner)
     core = _open(core, 1.0 / mpp)
@@ -225,9 +225,10 @@ def _clear_nuclei(
     """Positive cells: the old DAB off the whole cell (down to this image's negative-nucleus
     level) and the nucleus haematoxylin-blue at the negative nuclei's level.
 
-    The haematoxylin is capped at that level over the whole cell, not only inside the
-    segmented nucleus: a saturated Ki-67 nucleus unmixes to 1-2 OD of haematoxylin, and
-    whatever of it the threshold missed would stay a dark blot at the nucleus's edge.
+    Outside the nucleus the haematoxylin is capped at the image's background level: a
+    saturated Ki-67 nucleus unmixes to 1-2 OD of haematoxylin, and whatever of it the
+    threshold missed would stay a dark blot (or, under the new DAB, a mauve one) at the
+    nucleus's edge; capped, it becomes cytoplasm and the nucleus keeps the mask's shape.
     """
     h_level, d_level, r_level = _negative_levels(stains, cells, mpp)
     owner = geometry.cell  # a nucleus and its surround belong to its own cell
@@ -238,15 +239,18 @@ def _clear_nuclei(
     chromatin = 1 + 0.2 * _noise(rng, od.shape, 0.4 / mpp)
     h_nucleus = h_level * np.r_[1.0, look.nucleus_h_factor][owner]
     h_nucleus = h_nucleus * np.clip(od * ratio[owner], 0.75, 1.25) * chromatin
-    capped = np.clip(stains[..., 0], 0, h_nucleus)  # pure-DAB pixels unmix to H < 0
+    h_background = float(np.clip(np.percentile(stains[::4, ::4, 0], 30), 0.0, 0.15))
+    capped = np.clip(stains[..., 0], 0, h_background)  # pure-DAB pixels unmix to H < 0
     h_new = capped + in_nucleus * (h_nucleus - capped)
     delta[..., 0] += in_cell * (h_new - stains[..., 0])
-    delta[..., 1] += in_cell * (np.minimum(stains[..., 1], d_level) - stains[..., 1])
-    # The residual of saturated pixels is large and, recomposed, a false green or purple.
+    delta[..., 1] += in_cell * (np.clip(stains[..., 1], 0, d_level) - stains[..., 1])
+    # The residual of saturated pixels is large and, recomposed, a false green or purple:
+    # taken off wholly wherever the cell reaches at all, even at its blurred edge.
     residual = stains[..., 2]
-    r_new = np.clip(residual, -0.02, 0.02)
+    r_background = float(np.median(residual[::4, ::4]))
+    r_new = np.clip(residual, r_background - 0.01, r_background + 0.01)
     r_new += in_nucleus * (r_level - r_new)
-    delta[..., 2] += in_cell * (r_new - residual)
+    delta[..., 2] += np.minimum(4 * in_cell, 1) * (r_new - residual)
 
 
 def _negative_levels(stains: np.ndarray, cells: Cells, mpp: float) -> tuple[float, float, float]:
