@@ -159,7 +159,8 @@ def restain(
     )
     if not quiet:
         positive, other = sum(w.positive for w in written), sum(w.other for w in written)
+        plural = "" if len(written) == 1 else "s"
         click.echo(
-            f"wrote {len(written)} {pattern}-stained images to {out}: "
+            f"wrote {len(written)} {pattern}-stained image{plural} to {out}: "
             f"{positive} positive, {other} other cells"
         )
