@@ -412,6 +412,8 @@ def restain_folder(
     whatever else the folder holds. ``stain_vectors``: ``auto`` (each image's own, Macenko),
     ``default`` or a JSON file, as ``infer --stain-vectors``.
     """
+    if seed < 0:
+        raise ConfigError(f"seed must be 0 or more, got {seed}")
     items = list_annotated(src)
     mpp = folder_mpp(src, mpp)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
