@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "wsi_ihc"
 #: Lower layers never import higher ones (inside functions neither).
 LAYERS = [
     {"errors", "logs", "io"},
-    {"model", "synth", "stains"},
+    {"model", "synth", "stains", "restain"},
     {"infer"},
     {"evaluate"},
     {"train", "batch", "doctor"},

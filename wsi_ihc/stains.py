@@ -65,20 +65,22 @@ class StainVectors:
         return cls(haematoxylin=vectors[0], dab=vectors[1], source=source)
 
     @property
+    def mixing(self) -> np.ndarray:
+        """(3, 3) float64, rows haematoxylin, DAB, residual (unit, orthogonal to both):
+        (haematoxylin, DAB, residual) OD @ this -> per-channel OD, to render stains back."""
+        h, d = _unit(self.haematoxylin), _unit(self.dab)
+        return np.stack([h, d, _unit(np.cross(h, d))])
+
+    @property
     def unmixing(self) -> np.ndarray:
         """(3, 2) float32: per-channel OD (row vector) @ this -> (haematoxylin, DAB) OD."""
-        return self._inverse()[:, :2]
+        return np.linalg.inv(self.mixing)[:, :2].astype(np.float32)
 
     @property
     def residual(self) -> np.ndarray:
         """(3,) float32: per-channel OD @ this -> the OD along neither stain (signed:
         eosin's pink lies on its negative side)."""
-        return self._inverse()[:, 2]
-
-    def _inverse(self) -> np.ndarray:
-        h, d = _unit(self.haematoxylin), _unit(self.dab)
-        residual = _unit(np.cross(h, d))
-        return np.linalg.inv(np.stack([h, d, residual])).astype(np.float32)
+        return np.linalg.inv(self.mixing)[:, 2].astype(np.float32)
 
     def to_json(self) -> dict:
         return {
