@@ -4,6 +4,7 @@ batch.csv's numbers and its embedded overlays (with the hotspot) are drawn."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from wsi_ihc.batch.report import SHOWN
+from wsi_ihc.batch.table import WARNING_SEPARATOR
 from wsi_ihc.io.points import HOTSPOT_RGB
 from wsi_ihc.synth import make_slide
 
@@ -74,6 +76,8 @@ class TableCells(HTMLParser):
             self.cell, self.text = (attributes["data-column"], attributes["data-value"]), ""
         elif tag == "img":
             self.images.append(attributes["src"])
+        elif tag == "br" and self.cell is not None:  # between a slide's warnings
+            self.text += WARNING_SEPARATOR
 
     def handle_data(self, data: str) -> None:
         if self.cell is not None:
@@ -94,6 +98,9 @@ def test_report_is_self_contained_and_lists_every_slide(batch_out: Path) -> None
     assert table.images and all(src.startswith("data:image/png;base64,") for src in table.images)
     assert "http" not in page  # nothing fetched
     assert "errors/glass.txt" in page and "tissue0/cells.csv" in page
+    for stem in ("tissue0", "tissue1"):  # every warning of the slide, in the table
+        warnings = json.loads((batch_out / stem / "summary.json").read_text())["warnings"]
+        assert read_table(batch_out)[stem]["warnings"] == WARNING_SEPARATOR.join(warnings)
 
 
 def chromium() -> str:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsi_ihc.cli import cli
+from wsi_ihc.io.points import COMPARTMENT_COLUMNS
 from wsi_ihc.model.precision import resolve_precision
 
 OUTPUTS = (
@@ -59,7 +60,10 @@ def test_infer_cli_writes_every_output(
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     header = (out / "cells.csv").read_text().splitlines()[0]
-    assert header == "x,y,class,score,haematoxylin_od,dab_od,intensity"
+    assert header == ",".join(
+        ["x,y,class,score,haematoxylin_od,dab_od,intensity", *COMPARTMENT_COLUMNS]
+    )
+    assert header.endswith("cell_hematoxylin_od_mean,cell_dab_od_mean,cell_dab_od_max")
     # 600 µm of slide at 1 µm/px: cells (~10 µm) are told apart.
     overlay = cv2.imread(str(out / "overlay.png"))
     assert overlay.shape[:2] == (600, 600) and summary["overlay_mpp"] == 1.0
@@ -328,4 +332,14 @@ def test_hotspot_annotation_and_measurements_open_as_qupath_objects(
         "Hematoxylin: OD mean",
         "DAB: OD mean",
         "DAB: intensity class",
+        *(
+            f"{part}: {stat}"
+            for part in ("Nucleus", "Cytoplasm", "Membrane", "Cell")
+            for stat in ("Hematoxylin OD mean", "DAB OD mean", "DAB OD max")
+        ),
     }
+    # QuPath's compartment measurements are the cells.csv columns, cell by cell.
+    table = np.genfromtxt(out / "cells.csv", delimiter=",", names=True, dtype=None)
+    assert measurements["Cytoplasm: DAB OD mean"] == pytest.approx(
+        float(table["cytoplasm_dab_od_mean"][0]), abs=1e-4
+    )

@@ -237,7 +237,7 @@ def test_blocks_are_read_in_raster_order(
     predictor = stain_model.predictor
     read: list[tuple[int, int]] = []
 
-    def predict_block(slide, predictor, layout, origin, run, array, on_pixels=None):
+    def predict_block(slide, predictor, layout, origin, run, array, on_pixels=None, prepare=None):
         read.append(origin)
         return 1, np.zeros((2, *layout.block_shape(*origin)), np.float16)
 

@@ -13,7 +13,7 @@ import base64
 import html
 from pathlib import Path
 
-from wsi_ihc.batch.table import Row
+from wsi_ihc.batch.table import WARNING_SEPARATOR, Row
 from wsi_ihc.io.atomic import atomic_write
 
 #: Thumbnails are at most this wide (px).
@@ -28,6 +28,7 @@ SHOWN = (
     ("hotspot_cells", "hotspot cells"),
     ("allred_total", "Allred"),
     ("status", "status"),
+    ("warnings", "warnings"),
 )
 FILES = (
     "summary.json",
@@ -42,7 +43,8 @@ body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #bbb; padding: 4px 8px; vertical-align: top; text-align: right; }
 th { background: #eee; text-align: center; }
-td.slide, td.files { text-align: left; }
+td.slide, td.files, td[data-column=warnings] { text-align: left; }
+td[data-column=warnings] { max-width: 32em; font-size: small; }
 td.failed { color: #b00; font-weight: bold; }
 img { display: block; max-width: 320px; }
 """
@@ -75,9 +77,10 @@ def _slide_row(out_root: Path, row: Row) -> str:
     for column, _ in SHOWN:
         text = csv_text(row.get(column))
         css = " class='failed'" if column == "status" and text == "failed" else ""
+        shown = "<br>".join(html.escape(line) for line in text.split(WARNING_SEPARATOR))
         cells.append(
             f"<td data-column='{column}' data-value='{html.escape(text, quote=True)}'{css}>"
-            f"{html.escape(text)}</td>"
+            f"{shown}</td>"
         )
     if row["status"] == "failed":
         error = html.escape(csv_text(row.get("error")))

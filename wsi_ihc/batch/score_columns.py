@@ -30,6 +30,11 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "measure_radius_um",
     "heatmap_um",
     "overlay_mpp",
+    "stain_pattern",
+    "positive_by",
+    "positive_threshold",
+    "dab_stained_percent_of_tissue",
+    "dab_stained_without_positive_percent",
 )
 
 
@@ -40,6 +45,7 @@ def score_row(summary: dict[str, Any]) -> dict[str, Any]:
     allred = summary.get("allred") or {}
     hotspot = summary.get("hotspot") or {}
     stains = summary.get("stain_vectors") or {}
+    coverage = summary.get("dab_coverage") or {}
     thresholds = intensity.get("thresholds") or [None] * 3
     row: dict[str, Any] = {
         "h_score": summary.get("h_score"),
@@ -54,6 +60,11 @@ def score_row(summary: dict[str, Any]) -> dict[str, Any]:
         "measure_radius_um": summary.get("measure_radius_um"),
         "heatmap_um": summary.get("heatmap_um"),
         "overlay_mpp": summary.get("overlay_mpp"),
+        "stain_pattern": summary.get("stain_pattern"),
+        "positive_by": summary.get("positive_by"),
+        "positive_threshold": summary.get("positive_threshold"),
+        "dab_stained_percent_of_tissue": coverage.get("stained_percent_of_tissue"),
+        "dab_stained_without_positive_percent": coverage.get("stained_without_positive_percent"),
     }
     for key, name in INTENSITY_KEYS:
         row[f"intensity_{name}"] = counts.get(key)

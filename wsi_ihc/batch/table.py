@@ -36,7 +36,10 @@ COLUMNS: tuple[str, ...] = (
     "finished",
     "model_load_s",
     "wall_s",
+    "warnings",
 )
+#: Between a slide's warnings in the ``warnings`` column (one line each in report.html).
+WARNING_SEPARATOR = " | "
 
 Row = dict[str, Any]
 
@@ -56,6 +59,7 @@ def summary_row(summary: dict[str, Any]) -> Row:
         "model_id": summary.get("model_id"),
         "precision": summary.get("precision", {}).get("precision"),
         **score_row(summary),
+        "warnings": WARNING_SEPARATOR.join(summary.get("warnings", [])),
     }
     for stage, seconds in summary.get("timings_s", {}).items():
         row[f"time_{stage}_s"] = seconds

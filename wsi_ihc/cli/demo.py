@@ -9,9 +9,11 @@ makes itself, so a fresh machine shows what the tool does in a few minutes on a 
 4. ``wsi-ihc infer``: the slide through the model into Zarr, cells, summary, overlay;
 5. F1 of the detected cells against the slide's ground truth (wsi_ihc.evaluate.matching);
 6. real pixels: the built-in model on scikit-image's ``immunohistochemistry()`` sample (FHL2,
-   cytoplasmic DAB in colonic glands, 512 × 512), counts and overlay. It records no pixel
-   size; its epithelial nuclei are ~9 px wide and ~22 px long, ~4.5 × 11 µm at the
-   :data:`IHC_SAMPLE_MPP` = 0.5 µm/px assumed here (a ×20 view).
+   cytoplasmic DAB in colonic glands, 512 × 512), as a user would run it first (the nuclear
+   default: a warning that the brown tissue holds no positive cell) and then with
+   ``--stain-pattern cytoplasmic``; counts and overlays. It records no pixel size; its
+   epithelial nuclei are ~9 px wide and ~22 px long, ~3.6 × 9 µm at the
+   :data:`IHC_SAMPLE_MPP` = 0.4 µm/px assumed here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import click
 from wsi_ihc.cli.options import device_option
 
 #: Assumed pixel size of scikit-image's immunohistochemistry() sample (see above).
-IHC_SAMPLE_MPP = 0.5
+IHC_SAMPLE_MPP = 0.4
 
 
 @click.command()
@@ -142,16 +144,21 @@ def real_pixels_demo(out: Path, device: str) -> None:
         f"\n5/5 real pixels: built-in model {DEFAULT} on scikit-image's immunohistochemistry() "
         f"at an assumed {IHC_SAMPLE_MPP} µm/px -> {out / 'ihc'}"
     )
-    settings = InferSettings(
-        model_path=resolve_model(DEFAULT).path, device=device, mpp=IHC_SAMPLE_MPP, quiet=True
-    )
-    result = infer_slide(image_path, out / "ihc", settings)
-    counts, percent = result["counts"], result["positive_percent"]
-    click.echo(
-        f"positive {counts['positive']}, other {counts['other']}, positive % "
-        f"{'n/a' if percent is None else round(percent, 1)}; overlay "
-        f"{out / 'ihc' / 'immunohistochemistry' / 'overlay.png'}"
-    )
+    for pattern in ("nuclear", "cytoplasmic"):
+        settings = InferSettings(
+            model_path=resolve_model(DEFAULT).path,
+            device=device,
+            mpp=IHC_SAMPLE_MPP,
+            quiet=True,
+            stain_pattern=pattern,
+        )
+        result = infer_slide(image_path, out / "ihc" / pattern, settings)
+        counts, percent = result["counts"], result["positive_percent"]
+        click.echo(
+            f"--stain-pattern {pattern}: positive {counts['positive']}, other "
+            f"{counts['other']}, positive % {'n/a' if percent is None else round(percent, 1)}; "
+            f"overlay {out / 'ihc' / pattern / 'immunohistochemistry' / 'overlay.png'}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from wsi_ihc.infer.pictures.overlay import OverlayCanvas
 from wsi_ihc.infer.pictures.slide_pictures import write_pictures
 from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
 from wsi_ihc.infer.scores.counts import slide_counts
+from wsi_ihc.infer.scores.dab_coverage import pattern_from_coverage
 from wsi_ihc.infer.scores.options import ScoreOptions, positive_by_for
 from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
@@ -70,7 +71,7 @@ class InferSettings:
     read_workers: int | None = None  # None: default_read_workers(device)
     reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
-    stain_pattern: str = "nuclear"  # STAIN_PATTERNS: cytoplasmic/membranous detect without DAB
+    stain_pattern: str = "nuclear"  # STAIN_PATTERNS or "auto" (dab_coverage decides)
     quiet: bool = False
     scores: ScoreOptions = field(default_factory=ScoreOptions)
 
@@ -125,15 +126,55 @@ def output_dir(out_root: Path, slide_path: Path) -> Path:
     return Path(out_root) / Path(slide_path).name.split(".")[0]
 
 
+class _NotNuclearError(Exception):
+    """``--stain-pattern auto``: the nuclear run's DAB coverage says the stain is another."""
+
+    def __init__(self, pattern: str, coverage: dict) -> None:
+        super().__init__(pattern)
+        self.pattern, self.coverage = pattern, coverage
+
+
 def infer_slide(
     slide_path: Path, out_root: Path, settings: InferSettings, model: LoadedModel | None = None
 ) -> dict:
-    """Run one slide end to end and return its summary (also written as summary.json)."""
-    limit_malloc_arenas()  # before the reading threads allocate (allocator.py says why)
-    timings: dict[str, float] = {}
+    """Run one slide end to end and return its summary (also written as summary.json).
+
+    ``--stain-pattern auto`` runs it as a nuclear stain; when most of the DAB-stained tissue
+    then holds no positive cell (:func:`pattern_from_coverage`), it runs again as the
+    cytoplasmic or membranous stain it is. Nuclear slides pay nothing more.
+    """
     clock = time.perf_counter()
     model = model or load_model(settings)
-    timings["load_model"] = time.perf_counter() - clock
+    loaded_s = time.perf_counter() - clock
+    if settings.stain_pattern != AUTO:
+        return _infer_slide(slide_path, out_root, settings, model, loaded_s)
+    try:
+        return _infer_slide(slide_path, out_root, settings, model, loaded_s)
+    except _NotNuclearError as found:
+        log.info(
+            "%s: %.0f %% of the DAB-stained tissue held no positive cell as a nuclear stain; "
+            "running it as --stain-pattern %s",
+            slide_path,
+            found.coverage["stained_without_positive_percent"],
+            found.pattern,
+        )
+        chosen = replace(settings, stain_pattern=found.pattern)
+        return _infer_slide(slide_path, out_root, chosen, model, loaded_s, auto=found.coverage)
+
+
+def _infer_slide(
+    slide_path: Path,
+    out_root: Path,
+    settings: InferSettings,
+    model: LoadedModel,
+    loaded_s: float,
+    auto: dict | None = None,
+) -> dict:
+    """One run; ``settings.stain_pattern`` AUTO: as nuclear, stopping where it is not.
+    ``auto``: the coverage of the nuclear run that chose this pattern."""
+    limit_malloc_arenas()  # before the reading threads allocate (allocator.py says why)
+    timings: dict[str, float] = {"load_model": round(loaded_s, 3)}
+    pattern = "nuclear" if settings.stain_pattern == AUTO else settings.stain_pattern
     predictor, card = model.predictor, model.predictor.card
     if settings.read_workers is None:
         settings = replace(settings, read_workers=default_read_workers(predictor.device))
@@ -160,7 +201,7 @@ def infer_slide(
             blocks = list(plans)
             warnings = _check_tissue(slide, blocks)
             clock = _lap(timings, "tissue", clock)
-            without_dab = settings.stain_pattern != "nuclear"
+            without_dab = pattern != "nuclear"
             scale = check_slide(slide, layout, plans, card, haematoxylin_only=without_dab)
             if scale.get("suspicious"):
                 warnings.append(scale["message"])
@@ -182,7 +223,7 @@ def infer_slide(
                 tissue,
                 margin_px,
                 blocks,
-                settings.stain_pattern,
+                pattern,
             )
             map_shape = (layout.height_px, layout.width_px)
             canvas = OverlayCanvas.for_slide(slide, map_shape, card.mpp, margin_px)
@@ -212,6 +253,9 @@ def infer_slide(
             clock = _lap(timings, "peaks", clock)
 
             scored = scores.finish(partial, cells, canvas.image, canvas.mpp)
+            coverage = scored.summary["dab_coverage"]
+            if settings.stain_pattern == AUTO and pattern_from_coverage(coverage) != "nuclear":
+                raise _NotNuclearError(pattern_from_coverage(coverage), coverage)
             write_pictures(partial, canvas, tissue, cells, slide, scored)
             for message in scored.warnings:
                 log.warning(message)
@@ -232,7 +276,13 @@ def infer_slide(
                 warnings,
             )
             summary.update(mpp_source=mpp_source, scale_check=scale)
-        score_fields = {**scored.summary, "overlay_mpp": round(canvas.mpp, 4)}
+        chosen_by = "auto" if settings.stain_pattern == AUTO or auto else "--stain-pattern"
+        score_fields = {
+            **scored.summary,
+            "stain_pattern_chosen_by": chosen_by,
+            **({"auto_nuclear_run_coverage": auto} if auto else {}),
+            "overlay_mpp": round(canvas.mpp, 4),
+        }
         summary = _after(summary, "density_per_mm2", score_fields)
         write_json(partial / "summary.json", summary)
         shutil.rmtree(final, ignore_errors=True)
@@ -246,7 +296,7 @@ def infer_slide(
 def _pixel_size(path: Path, settings: InferSettings, card) -> tuple[float | None, dict]:
     """The mpp to open the slide with (None: the file's) and where it came from."""
     if settings.mpp == AUTO:
-        without_dab = settings.stain_pattern != "nuclear"
+        without_dab = settings.stain_pattern not in ("nuclear", AUTO)
         return estimate_mpp(path, settings.reader, ruler_radius_um(card), without_dab)
     return settings.mpp, {"source": "file" if settings.mpp is None else "--mpp"}
 

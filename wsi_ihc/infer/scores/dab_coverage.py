@@ -30,6 +30,8 @@ NO_DAB_PERCENT = 0.5
 UNCOVERED_PERCENT = 50.0
 #: Below this median residual share of the DAB pixels, the colour is not DAB's.
 NOT_DAB_RESIDUAL = -0.05
+#: Membrane DAB over cytoplasm DAB (median over brown cells) from which a stain is membranous.
+MEMBRANOUS_RATIO = 1.25
 
 
 def dab_coverage(
@@ -66,6 +68,12 @@ def dab_coverage(
         else np.zeros_like(seeds)
     )
     tissue_px, stained_px = int(on_tissue.sum()), int(stained.sum())
+    membrane_ratio = None
+    if cells.compartments is not None:
+        _, cytoplasm, membrane, cell = cells.compartments[:, :, 1].T  # DAB OD means
+        brown = (cell >= DAB_OD) & (cytoplasm > 0)
+        if brown.any():
+            membrane_ratio = round(float(np.median(membrane[brown] / cytoplasm[brown])), 3)
     return {
         "stained_percent_of_tissue": round(100.0 * stained_px / tissue_px, 2)
         if tissue_px
@@ -74,38 +82,64 @@ def dab_coverage(
             round(100.0 * (stained & ~near).sum() / stained_px, 2) if stained_px else None
         ),
         "residual_share": round(float(np.median(residual)), 3) if brown.any() else None,
+        "membrane_to_cytoplasm_dab": membrane_ratio,
         "dab_od": DAB_OD,
         "reach_um": REACH_UM,
     }
 
 
-def coverage_warnings(coverage: dict, name: str, positive: int, positive_by: str) -> list[str]:
-    """One-line warnings when the positive calls cannot account for the slide's DAB."""
+def coverage_problem(coverage: dict) -> str | None:
+    """``not_dab`` (the colours are not H-DAB), ``no_dab`` (almost no stained tissue),
+    ``uncovered`` (most stained tissue without a positive cell), or None."""
     stained = coverage["stained_percent_of_tissue"]
     if stained is None:
-        return []
+        return None
     residual = coverage["residual_share"]
     if residual is not None and residual < NOT_DAB_RESIDUAL:
+        return "not_dab"
+    if stained < NO_DAB_PERCENT:
+        return "no_dab"
+    if coverage["stained_without_positive_percent"] > UNCOVERED_PERCENT:
+        return "uncovered"
+    return None
+
+
+def pattern_from_coverage(coverage: dict) -> str:
+    """``--stain-pattern auto``: what a nuclear run's coverage says the stain is. Nuclear
+    unless most of the DAB-stained tissue holds no positive cell; then membranous where the
+    brown cells' membranes carry :data:`MEMBRANOUS_RATIO` times their cytoplasm's DAB, else
+    cytoplasmic."""
+    if coverage_problem(coverage) != "uncovered":
+        return "nuclear"
+    ratio = coverage["membrane_to_cytoplasm_dab"]
+    return "membranous" if ratio is not None and ratio >= MEMBRANOUS_RATIO else "cytoplasmic"
+
+
+def coverage_warnings(coverage: dict, name: str, positive: int, positive_by: str) -> list[str]:
+    """One-line warnings when the positive calls cannot account for the slide's DAB."""
+    problem = coverage_problem(coverage)
+    stained = coverage["stained_percent_of_tissue"]
+    if problem == "not_dab":
         return [
             f"{name}: the stain is not haematoxylin and DAB (what unmixes as DAB lies "
-            f"{-residual:.2f} of its OD off the H-DAB colours): an H&E slide? its "
-            f"{positive} positive cells and scores mean nothing"
+            f"{-coverage['residual_share']:.2f} of its OD off the H-DAB colours): an H&E "
+            f"slide? its {positive} positive cells and scores mean nothing"
         ]
-    if stained < NO_DAB_PERCENT:
+    if problem == "no_dab":
         return [
             f"{name}: almost no DAB on the tissue ({stained:.2g} % stained): a negative "
             f"slide, or not a DAB stain (an H&E slide?); its {positive} positive cells "
             "and scores mean little then"
         ]
-    uncovered = coverage["stained_without_positive_percent"]
-    if uncovered > UNCOVERED_PERCENT:
+    if problem == "uncovered":
         advice = (
             "try --stain-pattern cytoplasmic or membranous"
             if positive_by == "model"
             else "check --positive-by and --positive-threshold"
         )
         return [
-            f"{name}: {uncovered:.0f} % of the DAB-stained tissue ({stained:.2g} % of it) "
-            f"holds no positive cell: a cytoplasmic or membranous stain? {advice}"
+            f"{name}: {coverage['stained_without_positive_percent']:.0f} % of the DAB-stained "
+            f"tissue ({stained:.2g} % of it) holds no positive cell: a cytoplasmic or "
+            f"membranous stain? {advice}"
         ]
     return []
