@@ -14,6 +14,7 @@ import zarr
 from wsi_ihc.evaluate.matching import score_image
 from wsi_ihc.infer.detect.peaks import find_peaks
 from wsi_ihc.infer.run import InferSettings, default_block_tiles, infer_slide
+from wsi_ihc.infer.scores.dab_coverage import pattern_from_coverage
 from wsi_ihc.infer.scores.options import ScoreOptions
 from wsi_ihc.io.points import read_points
 from wsi_ihc.io.slide import open_slide
@@ -171,6 +172,10 @@ def test_counts_match_ground_truth_and_outputs_agree(
     assert written["parameters"]["block_px"] == block_tiles * stride
     assert (out / "overlay.png").stat().st_size > 0
     assert not list(tmp_path.glob(".*partial*"))
+    # A nuclear stain whose positive cells account for its DAB: no stain warning, and auto
+    # would keep it nuclear.
+    assert not any("DAB" in w for w in written["warnings"]), written["warnings"]
+    assert pattern_from_coverage(written["dab_coverage"]) == "nuclear"
 
 
 def test_whole_slide_peaks_equal_tile_peaks(

@@ -67,8 +67,15 @@ def _infer(path: Path, out: Path, **options) -> tuple[dict, Cells]:
     return summary, read_points(out / path.stem / "cells.csv")
 
 
+@pytest.fixture(scope="module")
+def cytoplasmic_run(ihc_sample, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Cells]:
+    """The FHL2 sample run with --stain-pattern cytoplasmic."""
+    out = tmp_path_factory.mktemp("cytoplasmic")
+    return _infer(ihc_sample[0], out, stain_pattern="cytoplasmic")
+
+
 def test_brown_epithelium_is_counted_positive_with_the_cytoplasmic_pattern(
-    ihc_sample, tmp_path: Path
+    ihc_sample, cytoplasmic_run, tmp_path: Path
 ) -> None:
     """The built-in (Ki-67) model on real cytoplasmic DAB: by default it sees the brown
     epithelium as 'other' and says so in a warning; with --stain-pattern cytoplasmic
@@ -79,7 +86,7 @@ def test_brown_epithelium_is_counted_positive_with_the_cytoplasmic_pattern(
     assert (cells.label[inside] == 1).mean() < 0.2  # the failure the issue reports
     assert any("holds no positive cell" in w for w in summary["warnings"])
 
-    summary, cells = _infer(path, tmp_path / "cytoplasmic", stain_pattern="cytoplasmic")
+    summary, cells = cytoplasmic_run
     inside = _inside(cells, stained)
     positive = cells.label == 1
     assert (positive & inside).sum() >= 100
@@ -141,7 +148,9 @@ def test_the_models_call_under_a_cytoplasmic_pattern_is_one_error(tmp_path: Path
     assert "--stain-pattern cytoplasmic" in result.output and "--positive-by" in result.output
 
 
-def test_auto_runs_the_brown_epithelium_again_as_cytoplasmic(ihc_sample, tmp_path: Path) -> None:
+def test_auto_runs_the_brown_epithelium_again_as_cytoplasmic(
+    ihc_sample, cytoplasmic_run, tmp_path: Path
+) -> None:
     """--stain-pattern auto: the nuclear run leaves the brown tissue without positive
     cells, so the slide is run again as cytoplasmic, and the summary says why."""
     path, stained = ihc_sample
@@ -152,6 +161,9 @@ def test_auto_runs_the_brown_epithelium_again_as_cytoplasmic(ihc_sample, tmp_pat
     inside = _inside(cells, stained)
     assert ((cells.label == 1) & inside).sum() >= 100
     assert not any("holds no positive cell" in w for w in summary["warnings"])
+    chosen = cytoplasmic_run[1]  # the same cells and calls as choosing it by hand
+    np.testing.assert_array_equal(cells.xy(), chosen.xy())
+    np.testing.assert_array_equal(cells.label, chosen.label)
 
 
 @pytest.mark.parametrize(
