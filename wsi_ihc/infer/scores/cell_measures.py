@@ -181,20 +181,25 @@ class BlockPixels:
 
     def _measure_chunk(self, pixels, row_pixels, top, left, centres, vectors):
         """Disc means and compartment statistics of up to CELLS_PER_CHUNK cells."""
-        dy, dx, distance = self.shape.disc
-        rows = centres[:, :1].astype(np.intp) + dy[None, :]
-        cols = centres[:, 1:].astype(np.intp) + dx[None, :]
+        rows0, cols0 = centres[:, :1].astype(np.intp), centres[:, 1:].astype(np.intp)
+        dy, dx = self.shape.measure_disc
+        stains, inside = self._stains(pixels, row_pixels, top, left, rows0 + dy, cols0 + dx)
+        disc_od = (stains * inside[..., None]).sum(axis=1)
+        disc_od /= inside.sum(axis=1, dtype=np.float32)[:, None]
+        dy, dx, _ = self.shape.disc
+        stains, inside = self._stains(pixels, row_pixels, top, left, rows0 + dy, cols0 + dx)
+        masks = compartment_masks(self.shape, vectors, inside)
+        return disc_od, compartment_statistics(stains, *masks)
+
+    def _stains(self, pixels, row_pixels, top, left, rows, cols):
+        """(n, K, 2) H and DAB OD at map pixels (rows, cols) of the block's pixels, and
+        whether each lies on the map."""
         height, width = self.map_shape
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         # Within the pixels read, glass padding past the slide included (check_radius); one
         # flat index per pixel gathers 2x faster than (row, col) pairs.
         od = OD_LUT[pixels[(rows - top) * row_pixels + (cols - left)]]  # (n, K, 3)
-        stains = od @ self.unmixing  # (n, K, 2): haematoxylin and DAB per pixel
-        disc = inside & (distance <= self.shape.measure_px)
-        disc_od = np.einsum("nk,nks->ns", disc.astype(np.float32), stains)
-        disc_od /= disc.sum(axis=1, dtype=np.float32)[:, None]
-        masks = compartment_masks(self.shape, vectors, inside)
-        return disc_od, compartment_statistics(stains, masks)
+        return od @ self.unmixing, inside
 
 
 def _centres(cells: Cells) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from wsi_ihc.errors import ConfigError
 from wsi_ihc.infer.detect.pipeline import read_mirrored
 from wsi_ihc.infer.scores.cell_measures import BlockPixels, CellCall, check_radius
-from wsi_ihc.infer.scores.compartments import CompartmentShape
+from wsi_ihc.infer.scores.compartments import CompartmentShape, sample_step
 from wsi_ihc.infer.scores.dab_coverage import coverage_warnings, dab_coverage
 from wsi_ihc.infer.scores.grids import count_grids, write_heatmaps
 from wsi_ihc.infer.scores.hotspot import Hotspot, find_hotspot
@@ -212,7 +212,11 @@ def _compartment_shape(
         "--nucleus-radius-um + --cell-expansion-um",
     )
     shape = CompartmentShape(
-        measure_px=0.0, nucleus_px=nucleus_px, cell_px=cell_px, membrane_px=MEMBRANE_UM / mpp
+        measure_px=0.0,
+        nucleus_px=nucleus_px,
+        cell_px=cell_px,
+        membrane_px=MEMBRANE_UM / mpp,
+        step_px=sample_step(mpp),
     )
     return shape, expansion_um
 
