@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -339,7 +340,8 @@ def test_hotspot_annotation_and_measurements_open_as_qupath_objects(
         ),
     }
     # QuPath's compartment measurements are the cells.csv columns, cell by cell.
-    table = np.genfromtxt(out / "cells.csv", delimiter=",", names=True, dtype=None)
+    with open(out / "cells.csv", newline="") as handle:
+        first = next(csv.DictReader(handle))
     assert measurements["Cytoplasm: DAB OD mean"] == pytest.approx(
-        float(table["cytoplasm_dab_od_mean"][0]), abs=1e-4
+        float(first["cytoplasm_dab_od_mean"]), abs=1e-4
     )

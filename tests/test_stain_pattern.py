@@ -81,7 +81,7 @@ def test_brown_epithelium_is_counted_positive_with_the_cytoplasmic_pattern(
     epithelium as 'other' and says so in a warning; with --stain-pattern cytoplasmic
     the epithelial cells are found and called positive, the stroma stays 'other'."""
     path, stained = ihc_sample
-    summary, cells = _infer(path, tmp_path / "nuclear")
+    summary, cells = _infer(path, tmp_path / "nuclear", stain_pattern="nuclear")
     inside = _inside(cells, stained)
     assert (cells.label[inside] == 1).mean() < 0.2  # the failure the issue reports
     assert any("holds no positive cell" in w for w in summary["warnings"])
@@ -151,10 +151,10 @@ def test_the_models_call_under_a_cytoplasmic_pattern_is_one_error(tmp_path: Path
 def test_auto_runs_the_brown_epithelium_again_as_cytoplasmic(
     ihc_sample, cytoplasmic_run, tmp_path: Path
 ) -> None:
-    """--stain-pattern auto: the nuclear run leaves the brown tissue without positive
+    """--stain-pattern auto (the default): the nuclear run leaves the brown tissue without positive
     cells, so the slide is run again as cytoplasmic, and the summary says why."""
     path, stained = ihc_sample
-    summary, cells = _infer(path, tmp_path, stain_pattern="auto")
+    summary, cells = _infer(path, tmp_path)
     assert summary["stain_pattern"] == "cytoplasmic"
     assert summary["stain_pattern_chosen_by"] == "auto"
     assert summary["auto_nuclear_run_coverage"]["stained_without_positive_percent"] > 50
@@ -167,17 +167,18 @@ def test_auto_runs_the_brown_epithelium_again_as_cytoplasmic(
 
 
 @pytest.mark.parametrize(
-    ("uncovered", "residual", "ratio", "pattern"),
+    ("stained", "uncovered", "residual", "ratio", "pattern"),
     [
-        (20.0, 0.1, None, "nuclear"),  # the positive cells account for the DAB
-        (90.0, 0.1, 0.95, "cytoplasmic"),
-        (90.0, 0.1, 1.6, "membranous"),  # brown cells' outlines darker than their insides
-        (90.0, -0.2, 0.95, "nuclear"),  # not H-DAB: a warning, not another pattern
+        (40.0, 20.0, 0.1, None, "nuclear"),  # the positive cells account for the DAB
+        (40.0, 90.0, 0.1, 0.95, "cytoplasmic"),
+        (40.0, 90.0, 0.1, 1.6, "membranous"),  # brown cells' outlines darker than insides
+        (40.0, 90.0, -0.2, 0.95, "nuclear"),  # not H-DAB: a warning, not another pattern
+        (3.0, 100.0, 0.1, 0.95, "nuclear"),  # a negative slide's faint background
     ],
 )
-def test_the_pattern_auto_chooses(uncovered, residual, ratio, pattern) -> None:
+def test_the_pattern_auto_chooses(stained, uncovered, residual, ratio, pattern) -> None:
     coverage = {
-        "stained_percent_of_tissue": 40.0,
+        "stained_percent_of_tissue": stained,
         "stained_without_positive_percent": uncovered,
         "residual_share": residual,
         "membrane_to_cytoplasm_dab": ratio,

@@ -34,14 +34,14 @@ SCORE_FIELDS = (
 stain_pattern_option = click.option(
     "--stain-pattern",
     type=click.Choice(["auto", *STAIN_PATTERNS]),
-    default="nuclear",
+    default="auto",
     show_default=True,
     help="Where the DAB lies. nuclear (Ki-67, ER, PR, p53): the model finds and calls the "
     "cells. cytoplasmic (CK, PD-L1 on tumour cells, CD3) or membranous (HER2, PD-L1): "
     "cells are found with the DAB unmixed away, where haematoxylin shows their nuclei, "
     "and called by their cytoplasm or membrane DAB (--positive-by). auto: run as nuclear, "
     "and again as cytoplasmic or membranous when most of the brown tissue then holds no "
-    "positive cell.",
+    "positive cell (nuclear slides cost nothing more).",
 )
 
 

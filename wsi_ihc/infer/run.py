@@ -71,7 +71,7 @@ class InferSettings:
     read_workers: int | None = None  # None: default_read_workers(device)
     reader: str = "auto"  # open_slide's: "auto" (direct JPEG tiles where exact) or "openslide"
     compile: bool = False
-    stain_pattern: str = "nuclear"  # STAIN_PATTERNS or "auto" (dab_coverage decides)
+    stain_pattern: str = "auto"  # STAIN_PATTERNS, or "auto": dab_coverage decides
     quiet: bool = False
     scores: ScoreOptions = field(default_factory=ScoreOptions)
 
@@ -254,8 +254,10 @@ def _infer_slide(
 
             scored = scores.finish(partial, cells, canvas.image, canvas.mpp)
             coverage = scored.summary["dab_coverage"]
-            if settings.stain_pattern == AUTO and pattern_from_coverage(coverage) != "nuclear":
-                raise _NotNuclearError(pattern_from_coverage(coverage), coverage)
+            found = pattern_from_coverage(coverage)
+            may_switch = settings.scores.positive_by != "model"  # else the user wants its call
+            if settings.stain_pattern == AUTO and found != "nuclear" and may_switch:
+                raise _NotNuclearError(found, coverage)
             write_pictures(partial, canvas, tissue, cells, slide, scored)
             for message in scored.warnings:
                 log.warning(message)

@@ -22,12 +22,17 @@ from wsi_ihc.stains import OD_LUT, StainVectors
 #: Smoothed DAB OD of stained tissue (QuPath's units; its 1+ threshold is 0.2).
 DAB_OD = 0.15
 SMOOTH_UM = 4.0
+#: The coverage is counted on a grid of about this pitch (µm).
+GRID_UM = 2.0
 #: DAB this close to a positive cell is accounted for (a cell's radius and a bit).
 REACH_UM = 12.0
 #: Below this share of the tissue stained, the slide holds no DAB to speak of.
 NO_DAB_PERCENT = 0.5
-#: Above this share of the stained tissue without a positive cell, the count is suspect.
+#: Above this share of the stained tissue without a positive cell, the count is suspect,
+#: where at least MIN_STAINED_PERCENT of the tissue is stained (less moves counts little,
+#: and a negative slide's faint background should not send ``auto`` elsewhere).
 UNCOVERED_PERCENT = 50.0
+MIN_STAINED_PERCENT = 5.0
 #: Below this median residual share of the DAB pixels, the colour is not DAB's.
 NOT_DAB_RESIDUAL = -0.05
 #: Membrane DAB over cytoplasm DAB (median over brown cells) from which a stain is membranous.
@@ -45,25 +50,30 @@ def dab_coverage(
     """The share (%) of the tissue that is DAB-stained, and of that the share with no
     positive cell within REACH_UM; ``image`` is the slide at ``mpp`` (RGB), ``cells`` in
     level-0 pixels."""
+    import cv2
     from scipy import ndimage
 
-    rows, cols = image.shape[:2]
-    x_um = (np.arange(cols) + 0.5) * mpp
-    y_um = (np.arange(rows) + 0.5) * mpp
-    on_tissue = tissue.contains(*np.meshgrid(x_um, y_um))
     od = OD_LUT[image[..., :3]]
     dab = od @ vectors.unmixing[:, 1]
-    stained = (ndimage.gaussian_filter(dab, SMOOTH_UM / mpp) > DAB_OD) & on_tissue
-    brown = (dab > DAB_OD) & on_tissue
+    brown = dab > DAB_OD  # the residual's pixels (glass is never brown)
     residual = od[brown] @ vectors.residual / np.linalg.norm(od[brown], axis=1)
+    # The coverage on a grid of about GRID_UM: the DAB is smoothed over 4 µm anyway.
+    step = max(1, round(GRID_UM / mpp))
+    rows, cols = max(1, dab.shape[0] // step), max(1, dab.shape[1] // step)
+    dab = cv2.resize(dab, (cols, rows), interpolation=cv2.INTER_AREA)
+    row_um, col_um = mpp * image.shape[0] / rows, mpp * image.shape[1] / cols
+    grid_mpp = max(row_um, col_um)
+    x_um, y_um = (np.arange(cols) + 0.5) * col_um, (np.arange(rows) + 0.5) * row_um
+    on_tissue = tissue.contains(*np.meshgrid(x_um, y_um))
+    stained = (ndimage.gaussian_filter(dab, SMOOTH_UM / grid_mpp) > DAB_OD) & on_tissue
     positive = cells.label == 1
     seeds = np.zeros((rows, cols), bool)
     seeds[
-        np.clip(((cells.y[positive] + 0.5) * slide_mpp / mpp).astype(int), 0, rows - 1),
-        np.clip(((cells.x[positive] + 0.5) * slide_mpp / mpp).astype(int), 0, cols - 1),
+        np.clip(((cells.y[positive] + 0.5) * slide_mpp / row_um).astype(int), 0, rows - 1),
+        np.clip(((cells.x[positive] + 0.5) * slide_mpp / col_um).astype(int), 0, cols - 1),
     ] = True
     near = (
-        ndimage.distance_transform_edt(~seeds) * mpp <= REACH_UM
+        ndimage.distance_transform_edt(~seeds) * grid_mpp <= REACH_UM
         if seeds.any()
         else np.zeros_like(seeds)
     )
@@ -99,7 +109,8 @@ def coverage_problem(coverage: dict) -> str | None:
         return "not_dab"
     if stained < NO_DAB_PERCENT:
         return "no_dab"
-    if coverage["stained_without_positive_percent"] > UNCOVERED_PERCENT:
+    uncovered = coverage["stained_without_positive_percent"]
+    if stained >= MIN_STAINED_PERCENT and uncovered > UNCOVERED_PERCENT:
         return "uncovered"
     return None
 

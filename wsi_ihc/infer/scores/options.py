@@ -26,19 +26,18 @@ def positive_by_for(pattern: str, positive_by: str | None, card_default: str) ->
     """The ``--positive-by`` in force; an error when the model's call cannot see the DAB.
 
     ``auto`` runs as nuclear first (its call is the card's unless given) and may turn
-    cytoplasmic or membranous, where only a compartment can call a cell."""
+    cytoplasmic or membranous, where only a compartment calls a cell; with an explicit
+    ``--positive-by model`` it stays nuclear."""
     if pattern not in (*STAIN_PATTERNS, "auto"):
         raise ConfigError(
             f"--stain-pattern must be auto or one of {', '.join(STAIN_PATTERNS)}, got {pattern!r}"
         )
-    chosen = positive_by or STAIN_PATTERNS.get(pattern) or card_default
-    if positive_by == "model" and pattern != "nuclear":
+    if positive_by == "model" and pattern not in ("nuclear", "auto"):
         raise ConfigError(
-            f"--stain-pattern {pattern} may detect cells with the DAB unmixed away, where the "
-            "model cannot call them: use --stain-pattern nuclear, or --positive-by "
-            "cytoplasm, membrane, cell or nucleus"
+            f"--stain-pattern {pattern} detects cells with the DAB unmixed away, where the "
+            "model cannot call them: use --positive-by cytoplasm, membrane, cell or nucleus"
         )
-    return chosen
+    return positive_by or STAIN_PATTERNS.get(pattern) or card_default
 
 
 #: A cell's compartments (:mod:`compartments`): the nucleus disc, QuPath's default cell
