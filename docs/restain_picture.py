@@ -40,8 +40,8 @@ def restained(data: Path, tile: str, pattern: str, seed: int, work: Path) -> np.
     return read_image(out / f"{tile}.png")
 
 
-def panel(rgb: np.ndarray, top: int, left: int, label: str) -> np.ndarray:
-    crop = np.ascontiguousarray(rgb[top : top + CROP_PX, left : left + CROP_PX])
+def panel(rgb: np.ndarray, top: int, left: int, label: str, size: int = CROP_PX) -> np.ndarray:
+    crop = np.ascontiguousarray(rgb[top : top + size, left : left + size])
     for colour, weight in (((255, 255, 255), 3), ((0, 0, 0), 1)):
         cv2.putText(crop, label, (6, LABEL_PX), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, weight)
     return crop

@@ -31,18 +31,17 @@ class BlockCountdown:
 
     def done(self, origin: Origin) -> list[Origin]:
         """``origin`` is done; the blocks whose whole neighbourhood now is."""
-        ready = []
-        for other in [origin, *self.around(origin).values()]:
-            self.waiting[other] -= 1
-            if not self.waiting[other]:
-                ready.append(other)
-        return ready
+        return self._count_down(self.waiting, origin)
 
     def used(self, origin: Origin) -> list[Origin]:
         """``origin``'s neighbourhood has been used; the blocks no block needs any more."""
-        released = []
+        return self._count_down(self.uses, origin)
+
+    def _count_down(self, counts: dict[Origin, int], origin: Origin) -> list[Origin]:
+        """One less for ``origin`` and its neighbours; those that reach 0."""
+        zero = []
         for other in [origin, *self.around(origin).values()]:
-            self.uses[other] -= 1
-            if not self.uses[other]:
-                released.append(other)
-        return released
+            counts[other] -= 1
+            if not counts[other]:
+                zero.append(other)
+        return zero
