@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -423,3 +424,17 @@ def test_tune_peaks_finds_the_right_grid_point() -> None:
     assert scores == sorted(scores, reverse=True) and scores[-1] < 1.0
     assert "min_dist_um" in result.format(top=3)
     assert len(result.format(top=3).splitlines()) == 4
+
+
+def test_cli_pred_reads_what_infer_writes(folder: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--pred`` on infer's or batch's output folder (NAME/cells.csv per image) scores
+    the same as on NAME.csv files."""
+    data, pred = folder
+    written = tmp_path / "results"
+    for path in pred.glob("*.csv"):
+        (written / path.stem).mkdir(parents=True)
+        shutil.copy(path, written / path.stem / "cells.csv")
+    flat = run_cli("--data", data, "--pred", pred, "--radius-um", 1.5)
+    nested = run_cli("--data", data, "--pred", written, "--radius-um", 1.5)
+    assert nested.exit_code == 0, nested.output
+    assert printed_rows(nested.output) == printed_rows(flat.output)

@@ -78,12 +78,15 @@ def list_annotated(data_dir: Path, required: bool = True) -> list[AnnotatedImage
 
 
 def find_points_file(folder: Path, stem: str) -> Path | None:
-    """``folder/stem.csv``, ``.geojson`` or ``.mat``, whichever exists first."""
+    """``folder/stem.csv``, ``.geojson`` or ``.mat``, whichever exists first; else
+    ``folder/stem/cells.csv``, where ``infer`` and ``batch`` write an image's cells (so
+    ``evaluate --pred`` scores their outputs as they are)."""
     for suffix in POINT_SUFFIXES:
         candidate = folder / f"{stem}{suffix}"
         if candidate.is_file():
             return candidate
-    return None
+    written = folder / stem / "cells.csv"
+    return written if written.is_file() else None
 
 
 def folder_mpp(data_dir: Path, mpp: float | None) -> float:
