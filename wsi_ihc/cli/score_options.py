@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from wsi_ihc.infer.scores.options import (
+    AUTO_PATTERN,
     CELL_EXPANSION_UM,
     HOTSPOT_MIN_CELLS,
     NUCLEUS_RADIUS_UM,
@@ -33,8 +34,8 @@ SCORE_FIELDS = (
 
 stain_pattern_option = click.option(
     "--stain-pattern",
-    type=click.Choice(["auto", *STAIN_PATTERNS]),
-    default="auto",
+    type=click.Choice([AUTO_PATTERN, *STAIN_PATTERNS]),
+    default=AUTO_PATTERN,
     show_default=True,
     help="Where the DAB lies. nuclear (Ki-67, ER, PR, p53): the model finds and calls the "
     "cells. cytoplasmic (CK, PD-L1 on tumour cells, CD3) or membranous (HER2, PD-L1): "

@@ -43,7 +43,7 @@ from wsi_ihc.infer.pictures.slide_pictures import write_pictures
 from wsi_ihc.infer.pixel_size_check import AUTO, check_slide, estimate_mpp
 from wsi_ihc.infer.scores.counts import slide_counts
 from wsi_ihc.infer.scores.dab_coverage import pattern_from_coverage
-from wsi_ihc.infer.scores.options import ScoreOptions, positive_by_for
+from wsi_ihc.infer.scores.options import AUTO_PATTERN, ScoreOptions, positive_by_for
 from wsi_ihc.infer.scores.slide import SlideScores
 from wsi_ihc.io.atomic import write_json
 from wsi_ihc.io.hashing import slide_fingerprint
@@ -146,9 +146,7 @@ def infer_slide(
     clock = time.perf_counter()
     model = model or load_model(settings)
     loaded_s = time.perf_counter() - clock
-    if settings.stain_pattern != AUTO:
-        return _infer_slide(slide_path, out_root, settings, model, loaded_s)
-    try:
+    try:  # only --stain-pattern auto raises _NotNuclearError
         return _infer_slide(slide_path, out_root, settings, model, loaded_s)
     except _NotNuclearError as found:
         log.info(
@@ -170,11 +168,11 @@ def _infer_slide(
     loaded_s: float,
     auto: dict | None = None,
 ) -> dict:
-    """One run; ``settings.stain_pattern`` AUTO: as nuclear, stopping where it is not.
+    """One run; ``settings.stain_pattern`` AUTO_PATTERN: as nuclear, stopping where it is not.
     ``auto``: the coverage of the nuclear run that chose this pattern."""
     limit_malloc_arenas()  # before the reading threads allocate (allocator.py says why)
     timings: dict[str, float] = {"load_model": round(loaded_s, 3)}
-    pattern = "nuclear" if settings.stain_pattern == AUTO else settings.stain_pattern
+    pattern = "nuclear" if settings.stain_pattern == AUTO_PATTERN else settings.stain_pattern
     predictor, card = model.predictor, model.predictor.card
     if settings.read_workers is None:
         settings = replace(settings, read_workers=default_read_workers(predictor.device))
@@ -256,7 +254,7 @@ def _infer_slide(
             coverage = scored.summary["dab_coverage"]
             found = pattern_from_coverage(coverage)
             may_switch = settings.scores.positive_by != "model"  # else the user wants its call
-            if settings.stain_pattern == AUTO and found != "nuclear" and may_switch:
+            if settings.stain_pattern == AUTO_PATTERN and found != "nuclear" and may_switch:
                 raise _NotNuclearError(found, coverage)
             write_pictures(partial, canvas, tissue, cells, slide, scored)
             for message in scored.warnings:
@@ -278,7 +276,7 @@ def _infer_slide(
                 warnings,
             )
             summary.update(mpp_source=mpp_source, scale_check=scale)
-        chosen_by = "auto" if settings.stain_pattern == AUTO or auto else "--stain-pattern"
+        chosen_by = "auto" if settings.stain_pattern == AUTO_PATTERN or auto else "--stain-pattern"
         score_fields = {
             **scored.summary,
             "stain_pattern_chosen_by": chosen_by,
@@ -298,7 +296,7 @@ def _infer_slide(
 def _pixel_size(path: Path, settings: InferSettings, card) -> tuple[float | None, dict]:
     """The mpp to open the slide with (None: the file's) and where it came from."""
     if settings.mpp == AUTO:
-        without_dab = settings.stain_pattern not in ("nuclear", AUTO)
+        without_dab = settings.stain_pattern not in ("nuclear", AUTO_PATTERN)
         return estimate_mpp(path, settings.reader, ruler_radius_um(card), without_dab)
     return settings.mpp, {"source": "file" if settings.mpp is None else "--mpp"}
 

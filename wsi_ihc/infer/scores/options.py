@@ -20,6 +20,8 @@ POSITIVE_BY = ("model", *(name.lower() for name in COMPARTMENT_NAMES))
 #: membranous stains the model looks at the slide with its DAB unmixed away, so its own
 #: call cannot see the stain.
 STAIN_PATTERNS = {"nuclear": None, "cytoplasmic": "cytoplasm", "membranous": "membrane"}
+#: ``--stain-pattern auto``: nuclear, or what :func:`dab_coverage.pattern_from_coverage` says.
+AUTO_PATTERN = "auto"
 
 
 def positive_by_for(pattern: str, positive_by: str | None, card_default: str) -> str:
@@ -28,11 +30,11 @@ def positive_by_for(pattern: str, positive_by: str | None, card_default: str) ->
     ``auto`` runs as nuclear first (its call is the card's unless given) and may turn
     cytoplasmic or membranous, where only a compartment calls a cell; with an explicit
     ``--positive-by model`` it stays nuclear."""
-    if pattern not in (*STAIN_PATTERNS, "auto"):
+    if pattern not in (*STAIN_PATTERNS, AUTO_PATTERN):
         raise ConfigError(
             f"--stain-pattern must be auto or one of {', '.join(STAIN_PATTERNS)}, got {pattern!r}"
         )
-    if positive_by == "model" and pattern not in ("nuclear", "auto"):
+    if positive_by == "model" and pattern not in ("nuclear", AUTO_PATTERN):
         raise ConfigError(
             f"--stain-pattern {pattern} detects cells with the DAB unmixed away, where the "
             "model cannot call them: use --positive-by cytoplasm, membrane, cell or nucleus"

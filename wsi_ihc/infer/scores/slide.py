@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +81,8 @@ class SlideScores:
         )
         self.radius_um = options.measure_radius_um or card.cell_radius_um
         self.nucleus_um = options.nucleus_radius_um
-        self.shape, self.expansion_um = _compartment_shape(options, card.mpp, margin_px)
-        self.shape = replace(
-            self.shape, measure_px=check_radius(self.radius_um, card.mpp, margin_px)
-        )
+        measure_px = check_radius(self.radius_um, card.mpp, margin_px)
+        self.shape, self.expansion_um = _compartment_shape(options, card.mpp, margin_px, measure_px)
         self.call = CellCall(
             positive_by=positive_by,
             positive_threshold=options.positive_threshold or self.thresholds[0],
@@ -188,11 +186,11 @@ class SlideScores:
 
 
 def _compartment_shape(
-    options: ScoreOptions, mpp: float, margin_px: int
+    options: ScoreOptions, mpp: float, margin_px: int, measure_px: float
 ) -> tuple[CompartmentShape, float]:
-    """The compartments' sizes in map pixels (``measure_px`` left 0) and the expansion in
-    µm. The default expansion shrinks, with a warning, to what the model's tile margin
-    holds; a given one that does not fit is an error."""
+    """The measures' sizes in map pixels and the cell expansion in µm. The default
+    expansion shrinks, with a warning, to what the model's tile margin holds; a given one
+    that does not fit is an error."""
     nucleus_px = check_radius(options.nucleus_radius_um, mpp, margin_px, "--nucleus-radius-um")
     expansion_um = options.cell_expansion_um
     if expansion_um is None:
@@ -212,7 +210,7 @@ def _compartment_shape(
         "--nucleus-radius-um + --cell-expansion-um",
     )
     shape = CompartmentShape(
-        measure_px=0.0,
+        measure_px=measure_px,
         nucleus_px=nucleus_px,
         cell_px=cell_px,
         membrane_px=MEMBRANE_UM / mpp,
