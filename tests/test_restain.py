@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from wsi_ihc.io.annotated_folder import folder_mpp, list_annotated, load_annotat
 from wsi_ihc.io.points import Cells, read_points
 from wsi_ihc.restain import RestainConfig, cell_geometry, restain, restain_folder
 from wsi_ihc.stains import OD_LUT, default_vectors
+from wsi_ihc.train import augment
+from wsi_ihc.train.augment import AugmentConfig, random_crop
 
 MPP = 0.25  # BCData's pixel size
 #: A training tile (0-17) with dense positive and negative cells.
@@ -213,3 +216,43 @@ def test_config_rejects_bad_patterns_and_ranges() -> None:
         RestainConfig(pattern="nuclear")
     with pytest.raises(ConfigError, match="--membrane-um"):
         RestainConfig(membrane_um=(0.0, 1.0))
+
+
+def test_training_crops_get_the_restain_and_keep_their_labels(tile, zones, monkeypatch) -> None:
+    """``wsi-ihc train --restain-fraction``: the same crop window, re-stained or not, with
+    colour jitter off so only the re-stain tells them apart; both patterns are drawn."""
+    rgb, cells = tile
+    drawn: list[str] = []
+
+    def watched(*args, config, **kwargs):
+        drawn.append(config.pattern)
+        return restain(*args, config=config, **kwargs)
+
+    monkeypatch.setattr(augment, "restain", watched)
+    plain = AugmentConfig(
+        crop_px=640, scale_jitter=0, flips=False, hed_scale=0, hed_shift=0, brightness=0,
+        contrast=0,
+    )  # fmt: skip
+    none = np.zeros((0, 640, 640), np.float32)
+    kept = random_crop(rgb, none, cells, plain, rng(0))
+    mixed = replace(plain, restain_fraction=1.0, mpp=MPP)
+    crops = [random_crop(rgb, none, cells, mixed, rng(k)) for k in range(8)]
+    np.testing.assert_allclose(kept.image, rgb / 255, atol=1e-6)
+    nucleus, cytoplasm = zones["old_nucleus"], zones["cytoplasm"]
+    for crop in crops:
+        np.testing.assert_array_equal(crop.cells.label, cells.label)
+        np.testing.assert_allclose(crop.cells.xy(), cells.xy())
+        after = stain_od(np.rint(crop.image * 255).astype(np.uint8))
+        assert after[nucleus, 1].mean() < 0.4 < stain_od(rgb)[nucleus, 1].mean()
+        assert after[cytoplasm, 1].mean() > stain_od(rgb)[cytoplasm, 1].mean() + 0.05
+    assert len(drawn) == len(crops) and set(drawn) == {"cytoplasm", "membrane"}
+    half = replace(mixed, restain_fraction=0.5)
+    for k in range(8):
+        random_crop(rgb, none, cells, half, rng(k))
+    assert len(crops) < len(drawn) < 2 * len(crops)
+    with pytest.raises(ValueError, match="mpp"):
+        AugmentConfig(crop_px=64, restain_fraction=0.5)
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)

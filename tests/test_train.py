@@ -649,6 +649,10 @@ def test_contradicting_options_are_one_line(tmp_path: Path):
         ),
         "--crop-px",
     )
+    one_error_line(
+        run_cli("--data", folder, "--out", tmp_path / "run", *TINY, "--restain-fraction", "1.5"),
+        "--restain-fraction",
+    )
 
 
 # --- fine-tuning (--init) ---------------------------------------------------------------------

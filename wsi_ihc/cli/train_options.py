@@ -189,6 +189,15 @@ TRAIN_OPTIONS = [
         show_default=True,
         help="Below 100, each crop is re-encoded as JPEG of quality U(q, 100): exported images.",
     ),
+    click.option(
+        "--restain-fraction",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="This share of crops has its positive cells re-stained as a cytoplasmic or "
+        "membranous IHC (half each; `wsi-ihc synth restain`'s rendering): teaches a model "
+        "trained on a nuclear stain that a cell with a brown body or rim is positive.",
+    ),
 ]
 
 

@@ -1,7 +1,8 @@
 """Random crops and augmentation suited to brightfield IHC, points moved with the pixels.
 
 Geometry (crop with a small scale jitter, 90° rotations, flips) applies to the image, to
-any extra per-pixel maps (the tissue prior) and to the points alike; colour (HED stain
+any extra per-pixel maps (the tissue prior) and to the points alike; the re-stain (positive
+cells made cytoplasmic or membranous, :mod:`wsi_ihc.restain`) and colour (HED stain
 jitter, brightness, contrast) only to the image. Points are (x = column, y = row) with
 pixel centres at integer coordinates.
 """
@@ -15,6 +16,8 @@ import numpy as np
 from skimage.color import combine_stains, rgb2hed, rgb_from_hed
 
 from wsi_ihc.io.points import Cells
+from wsi_ihc.restain import PATTERNS, RestainConfig, restain
+from wsi_ihc.stains import default_vectors
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class AugmentConfig:
     haematoxylin is bluer or greyer, its DAB redder or darker: a change of hue that scaling
     the amounts cannot make); ``brightness`` and ``contrast`` are fractions of the full range;
     ``blur_sigma`` b blurs each crop with a Gaussian of σ ~ U(0, b) px (a camera or a scanner
-    out of focus); ``jpeg_quality`` q < 100 re-encodes each crop as JPEG of quality U(q, 100).
+    out of focus); ``jpeg_quality`` q < 100 re-encodes each crop as JPEG of quality U(q, 100);
+    ``restain_fraction`` of the crops get their positive cells re-stained (cytoplasm or
+    membrane, half each), which needs ``mpp``, the images' pixel size (cells are µm wide).
     """
 
     crop_px: int
@@ -41,6 +46,8 @@ class AugmentConfig:
     contrast: float = 0.1
     blur_sigma: float = 0.0
     jpeg_quality: int = 100
+    restain_fraction: float = 0.0
+    mpp: float | None = None
 
     def __post_init__(self) -> None:
         if self.crop_px < 16:
@@ -51,6 +58,8 @@ class AugmentConfig:
             raise ValueError("stain jitter must be non-negative, its scale below 1")
         if self.blur_sigma < 0 or not 1 <= self.jpeg_quality <= 100:
             raise ValueError("blur_sigma must be non-negative and jpeg_quality in [1, 100]")
+        if not 0 <= self.restain_fraction <= 1 or (self.restain_fraction and not self.mpp):
+            raise ValueError("restain_fraction must lie in [0, 1] and needs the images' mpp")
 
 
 @dataclass(frozen=True)
@@ -96,12 +105,27 @@ def random_crop(
     y = (cells.y - top + 0.5) * factor - 0.5
     keep = (x >= -0.5) & (x < config.crop_px - 0.5) & (y >= -0.5) & (y < config.crop_px - 0.5)
     moved = Cells.from_arrays(x[keep], y[keep], cells.label[keep], cells.score[keep])
+    if config.restain_fraction and rng.random() < config.restain_fraction:
+        crop = restained(crop, moved, config.mpp / factor, rng)
     if config.flips:
         crop, maps, moved = rotate_flip(
             crop, maps, moved, int(rng.integers(0, 4)), bool(rng.integers(0, 2))
         )
     crop = degrade(crop, config, rng)
     return Crop(jitter_colour(crop, config, rng), np.ascontiguousarray(maps, np.float32), moved)
+
+
+def restained(image: np.ndarray, cells: Cells, mpp: float, rng: np.random.Generator) -> np.ndarray:
+    """The crop with its positive cells re-stained, cytoplasmic or membranous at random.
+
+    The standard H-DAB vectors, as ``wsi-ihc synth restain`` uses by default: the Ki-67
+    tiles' own estimate turns added DAB orange (see :mod:`wsi_ihc.restain`). Cells just
+    outside the crop are not known here, so a cell on its edge reaches to the edge.
+    """
+    config = RestainConfig(pattern=PATTERNS[int(rng.integers(len(PATTERNS)))])
+    return restain(
+        np.ascontiguousarray(image), cells, rng, mpp=mpp, vectors=default_vectors(), config=config
+    )
 
 
 def degrade(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

@@ -30,6 +30,7 @@ BEFORE_OPTION: dict[str, Any] = {
     "learning_rate": 1e-3,
     "encoder_lr_factor": 1.0,
     "val_split": "image",
+    "restain_fraction": 0.0,
 }
 
 
@@ -68,6 +69,7 @@ class TrainConfig:
     stain_vector_jitter: float = 0.0  # N(0, σ) on each stain's colour (another lab's hue)
     blur_sigma_um: float = 0.0  # crops blurred by a Gaussian of σ ~ U(0, b) µm
     jpeg_quality: int = 100  # below 100: crops re-encoded as JPEG of quality U(q, 100)
+    restain_fraction: float = 0.0  # share of crops re-stained cytoplasmic or membranous
     lr_schedule: str = "cosine"  # to 1 % over each stage's epochs; or "constant" (the paper's)
     learning_rate: float = 1e-3  # Adam's, the paper's
     encoder_lr_factor: float = 1.0  # the encoder's rate is learning_rate × this (< 1: pretrained)
@@ -108,6 +110,8 @@ class TrainConfig:
             problems.append(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.blur_sigma_um < 0 or not 1 <= self.jpeg_quality <= 100:
             problems.append("--blur-sigma-um must not be negative, --jpeg-quality lie in 1-100")
+        if not 0 <= self.restain_fraction <= 1:
+            problems.append(f"--restain-fraction must lie in [0, 1], got {self.restain_fraction}")
         if self.stain_vector_jitter < 0:
             problems.append("--stain-vector-jitter must not be negative")
         if self.learning_rate <= 0 or self.encoder_lr_factor <= 0:
@@ -156,6 +160,7 @@ class TrainConfig:
             "encoder_lr_factor",
             "blur_sigma_um",
             "jpeg_quality",
+            "restain_fraction",
         )
         return [
             f"{key}: {saved.get(key, BEFORE_OPTION.get(key))!r} -> {mine[key]!r}"

@@ -129,6 +129,8 @@ def batch_spec(config: TrainConfig, card: ModelCard, decoders: tuple[str, ...]) 
             stain_vector_jitter=config.stain_vector_jitter,
             blur_sigma=config.blur_sigma_um / config.model_mpp,
             jpeg_quality=config.jpeg_quality,
+            restain_fraction=config.restain_fraction,
+            mpp=config.model_mpp,
         ),
         cell_radius_px=config.cell_radius_px,
         mean=card.mean,
