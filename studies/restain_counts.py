@@ -13,6 +13,9 @@ and the camera's test images are reported only. One JSON per split, pattern, rou
 seed under ``records/restain-counts/`` (a finished one is not run again).
 
     OMP_NUM_THREADS=1 .venv/bin/python studies/restain_counts.py --data ../shared/data
+
+``--study NAME`` scores an ablation study's runs (``train --restain-fraction``, route (ii)
+of issue 26) the same way instead of the built-in.
 """
 
 from __future__ import annotations
@@ -80,11 +83,23 @@ def score_folder(
     return written, swept
 
 
-def run(data: Path, name: str, split: Split, pattern: str | None, route: str, seed: int | None):
-    path = FOLDER / f"{name}-{pattern or 'original'}-{route}-{seed or 0}.json"
+def run(
+    data: Path,
+    name: str,
+    split: Split,
+    pattern: str | None,
+    route: str,
+    seed: int | None,
+    model_ref: str = DEFAULT,
+    tag: str = "",
+):
+    """One record: ``model_ref`` (the built-in, or a trained run's checkpoint recorded
+    under ``tag``) on ``split``, re-stained as ``pattern`` with ``seed``, run as ``route``."""
+    stem = f"{name}-{pattern or 'original'}-{route}-{seed or 0}.json"
+    path = FOLDER / (f"{tag}-{stem}" if tag else stem)
     if path.exists():
         return json.loads(path.read_text())
-    model_path = resolve_model(DEFAULT).path
+    model_path = resolve_model(model_ref).path
     settings = InferSettings(model_path=model_path, mpp=split.mpp, quiet=True, stain_pattern=route)
     model = load_model(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +116,7 @@ def run(data: Path, name: str, split: Split, pattern: str | None, route: str, se
         "pattern": pattern or "original (Ki-67)",
         "stain_pattern": route,
         "restain_seed": seed,
-        "model": DEFAULT,
+        "model": tag or DEFAULT,
         "radius_um": RADIUS_UM,
         "patterns_run": dict(CHOSEN),
         "total_f1": f1,
@@ -117,7 +132,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="../shared/data")
     parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument(
+        "--study",
+        help="score this ablation study's trained runs (studies/records/STUDY, weights under "
+        "runs/ablation/STUDY) instead of the built-in: one re-stain seed per training seed",
+    )
     args = parser.parse_args()
+    if args.study:
+        print("\n".join(trained_lines(args.data, args.study, args.splits.split(","))))
+        return
     lines = [
         "| split | images | route | positive | other | agnostic |",
         "|---|---|---|---|---|---|",
@@ -134,6 +157,53 @@ def main() -> None:
             fitted = [run(args.data, name, split, pattern, route, s)["total_f1"] for s in SEEDS]
             lines.append(_line(name, f"re-stained {pattern}", route, fitted))
     print("\n".join(lines))
+
+
+def trained_lines(data: Path, study: str, splits: list[str]) -> list[str]:
+    """Route (ii): models trained with the re-stain, run as users run them (``auto``),
+    training seed k on re-stain seed SEEDS[k]; mean ± sd over the training seeds."""
+    checkpoints = sorted(Path("runs/ablation", study).glob("main-seed*/model.ckpt"))
+    if not checkpoints:
+        raise SystemExit(f"runs/ablation/{study}: no main-seed*/model.ckpt to score")
+    lines = ["| split | images | model | positive | other | agnostic |", "|---" * 6 + "|"]
+    for name in splits:
+        for pattern in (None, *PATTERNS):
+            runs = [
+                run(data, name, SPLITS[name], pattern, "auto", pattern and SEEDS[k], str(ckpt),
+                    f"{study}-{ckpt.parent.name}")["total_f1"]
+                for k, ckpt in enumerate(checkpoints)
+            ]  # fmt: skip
+            images = f"re-stained {pattern}" if pattern else "original Ki-67"
+            lines.append(_line(name, images, f"{study} ({len(runs)} seeds), auto", runs))
+    lines += ["", "FHL2 sample at 0.4 µm/px, `auto`: positive / calls in the DAB-stained area, "
+              "positive / calls outside it, the pattern run"]  # fmt: skip
+    for ckpt in checkpoints:
+        lines.append(f"- {ckpt.parent.name}: {fhl2_counts(ckpt)}")
+    return lines
+
+
+def fhl2_counts(model_path: Path) -> str:
+    """Item 5's figure for a model: scikit-image's FHL2 IHC sample, as the demo runs it."""
+    import cv2
+    from scipy import ndimage
+    from skimage import color
+    from skimage import data as samples
+
+    image = samples.immunohistochemistry()
+    stained = ndimage.gaussian_filter(color.rgb2hed(image)[..., 2], 4) > 0.03
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ihc.png"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        settings = InferSettings(model_path=model_path, mpp=0.4, quiet=True)
+        chosen = infer_slide(path, Path(tmp) / "out", settings)["stain_pattern"]
+        cells = read_points(Path(tmp) / "out" / "ihc" / "cells.csv")
+    rows = np.clip(np.rint(cells.y).astype(int), 0, stained.shape[0] - 1)
+    cols = np.clip(np.rint(cells.x).astype(int), 0, stained.shape[1] - 1)
+    inside, positive = stained[rows, cols], cells.label == 1
+    return (
+        f"{(positive & inside).sum()} / {inside.sum()} in the DAB area, "
+        f"{(positive & ~inside).sum()} / {(~inside).sum()} outside, run as {chosen}"
+    )
 
 
 def _line(name: str, images: str, route: str, runs: list[dict]) -> str:
