@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from wsi_ihc.cli.options import (
-    F,
-    class_map_option,
-    device_option,
-    mpp_option,
-    precision_option,
-)
+from wsi_ihc.cli.options import F, class_map_option, device_option, mpp_option, precision_option
+
+
+def _augment_option(name: str, default: float, help: str) -> Callable[[F], F]:
+    """An augmentation's strength: a number, 0 (or 100 for JPEG quality) turning it off."""
+    return click.option(name, type=type(default), default=default, show_default=True, help=help)
+
 
 TRAIN_OPTIONS = [
     click.option(
@@ -153,48 +154,36 @@ TRAIN_OPTIONS = [
         help="The encoder learns at --learning-rate times this: below 1 keeps more of "
         "pretrained (--encoder-weights imagenet) features.",
     ),
-    click.option(
+    _augment_option(
         "--scale-jitter",
-        type=float,
-        default=0.1,
-        show_default=True,
-        help="Crops are zoomed by U(1 - s, 1 + s): robustness to a pixel size a little off.",
+        0.1,
+        "Crops are zoomed by U(1 - s, 1 + s): robustness to a pixel size a little off.",
     ),
-    click.option(
+    _augment_option(
         "--stain-jitter",
-        type=float,
-        default=0.05,
-        show_default=True,
-        help="Each stain's amount (colour deconvolution: haematoxylin, eosin, DAB) is scaled by "
+        0.05,
+        "Each stain's amount (colour deconvolution: haematoxylin, eosin, DAB) is scaled by "
         "U(1 - s, 1 + s) and shifted by U(-s/5, s/5).",
     ),
-    click.option(
+    _augment_option(
         "--stain-vector-jitter",
-        type=float,
-        default=0.0,
-        show_default=True,
-        help="N(0, sigma) added to each stain's colour before recombining: another lab's hue.",
+        0.0,
+        "N(0, sigma) added to each stain's colour before recombining: another lab's hue.",
     ),
-    click.option(
+    _augment_option(
         "--blur-sigma-um",
-        type=float,
-        default=0.0,
-        show_default=True,
-        help="Each crop is blurred by a Gaussian of sigma ~ U(0, b) µm: camera images, focus.",
+        0.0,
+        "Each crop is blurred by a Gaussian of sigma ~ U(0, b) µm: camera images, focus.",
     ),
-    click.option(
+    _augment_option(
         "--jpeg-quality",
-        type=int,
-        default=100,
-        show_default=True,
-        help="Below 100, each crop is re-encoded as JPEG of quality U(q, 100): exported images.",
+        100,
+        "Below 100, each crop is re-encoded as JPEG of quality U(q, 100): exported images.",
     ),
-    click.option(
+    _augment_option(
         "--restain-fraction",
-        type=float,
-        default=0.0,
-        show_default=True,
-        help="This share of crops has its positive cells re-stained as a cytoplasmic or "
+        0.0,
+        "This share of crops has its positive cells re-stained as a cytoplasmic or "
         "membranous IHC (half each; `wsi-ihc synth restain`'s rendering): teaches a model "
         "trained on a nuclear stain that a cell with a brown body or rim is positive.",
     ),
