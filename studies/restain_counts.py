@@ -168,11 +168,12 @@ def trained_lines(data: Path, study: str, splits: list[str]) -> list[str]:
     lines = ["| split | images | model | positive | other | agnostic |", "|---" * 6 + "|"]
     for name in splits:
         for pattern in (None, *PATTERNS):
-            runs = [
-                run(data, name, SPLITS[name], pattern, "auto", pattern and SEEDS[k], str(ckpt),
-                    f"{study}-{ckpt.parent.name}")["total_f1"]
-                for k, ckpt in enumerate(checkpoints)
-            ]  # fmt: skip
+            runs = []
+            for k, ckpt in enumerate(checkpoints):
+                seed = SEEDS[k] if pattern else None  # the originals are not re-stained
+                tag = f"{study}-{ckpt.parent.name}"
+                record = run(data, name, SPLITS[name], pattern, "auto", seed, str(ckpt), tag)
+                runs.append(record["total_f1"])
             images = f"re-stained {pattern}" if pattern else "original Ki-67"
             lines.append(_line(name, images, f"{study} ({len(runs)} seeds), auto", runs))
     lines += ["", "FHL2 sample at 0.4 µm/px, `auto`: positive / calls in the DAB-stained area, "
